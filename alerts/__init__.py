@@ -1,0 +1,1 @@
+"""Alerting: rules that judge readings (pure) and the notifier that delivers their events."""

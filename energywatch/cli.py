@@ -1,0 +1,176 @@
+"""The ``energywatch`` command: one entry point for every process and tool.
+
+Each command builds its settings once (``Settings.load()``) and its process through one
+composition root; nothing connects at import time.
+"""
+
+import asyncio
+import logging
+import signal
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+from prometheus_client import CollectorRegistry
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from energywatch.settings import Settings
+
+app = typer.Typer(
+    help="EnergyWatch: online energy and VOC monitoring for key energy-using units.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,  # locals may hold secrets
+)
+topics_app = typer.Typer(help="Kafka topics.", no_args_is_help=True)
+app.add_typer(topics_app, name="topics")
+
+console = Console(stderr=True)
+
+
+def _add_stack_commands() -> None:
+    from stack.cli import app as stack_app
+
+    app.add_typer(
+        stack_app, name="stack", help="The local services: Kafka, TimescaleDB, Prometheus."
+    )
+
+
+_add_stack_commands()
+
+
+def _logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+@topics_app.command("create")
+def topics_create() -> None:
+    """Create the readings, alerts and dead-letter topics if missing."""
+    from energywatch.kafka_topics import ensure_topics, topic_layout
+
+    settings = Settings.load()
+    created = ensure_topics(settings)
+    for name, partitions in topic_layout(settings).items():
+        state = "created" if name in created else "exists"
+        console.print(f"{name}: {partitions} partition(s), {state}")
+
+
+@app.command()
+def worker(loglevel: str = "info") -> None:
+    """Run the readings worker (Faust): store readings, dead-letter bad ones, raise alerts."""
+    import faust
+
+    from energywatch.metrics_endpoint import serve_metrics
+    from stream.app import create_app
+
+    settings = Settings.load()
+    registry = CollectorRegistry()
+    faust_app = create_app(settings, registry=registry)
+    port = serve_metrics(settings, "worker", settings.worker_metrics_port, registry)
+    console.print(f"worker metrics on http://{settings.metrics_host}:{port}/metrics")
+    faust.Worker(faust_app, loglevel=loglevel).execute_from_commandline()
+
+
+@app.command()
+def notifier(loglevel: str = "info") -> None:
+    """Deliver alert events to the configured webhook (EW_WEBHOOK_URL)."""
+    from alerts.metrics import NotifierMetrics
+    from alerts.notifier import Notifier
+    from energywatch.metrics_endpoint import serve_metrics
+
+    _logging(loglevel)
+    settings = Settings.load()
+    registry = CollectorRegistry()
+    try:
+        service = Notifier(settings, NotifierMetrics.create(registry))
+    except ValueError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+    port = serve_metrics(settings, "notifier", settings.notifier_metrics_port, registry)
+    console.print(f"notifier metrics on http://{settings.metrics_host}:{port}/metrics")
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, service.stop)
+        await service.run()
+
+    asyncio.run(main())
+
+
+def _start_of_interval(at: datetime) -> datetime:
+    return at.replace(minute=at.minute - at.minute % 15, second=0, microsecond=0)
+
+
+@app.command()
+def simulate(
+    units: Annotated[int, typer.Option(min=1, help="How many key units, one meter each")] = 20,
+    intervals: Annotated[int, typer.Option(min=1, help="15-minute intervals per meter")] = 96,
+    seed: Annotated[int, typer.Option(help="Same seed, same readings")] = 1,
+    start: Annotated[
+        datetime | None,
+        typer.Option(help="First interval (UTC); default: `intervals` before now"),
+    ] = None,
+    overload_probability: Annotated[float, typer.Option(min=0, max=1)] = 0.01,
+) -> None:
+    """Produce simulated electricity readings to the readings topic."""
+    from simulators.electricity import INTERVAL, electricity_readings, simulated_fleet
+    from simulators.kafka_runner import produce_readings
+
+    settings = Settings.load()
+    first = (
+        start.replace(tzinfo=UTC)
+        if start is not None and start.tzinfo is None
+        else start or _start_of_interval(datetime.now(UTC)) - intervals * INTERVAL
+    )
+    fleet = simulated_fleet(units, seed)
+    total = units * intervals
+    with _progress() as progress:
+        task = progress.add_task("producing readings", total=total)
+        sent = produce_readings(
+            settings.kafka_bootstrap,
+            settings.readings_topic,
+            electricity_readings(fleet, first, intervals, seed, overload_probability),
+            on_sent=lambda n: progress.update(task, completed=n),
+        )
+    console.print(
+        f"produced {sent} readings for {units} meters from {first.isoformat()} "
+        f"to {(first + intervals * INTERVAL).isoformat()} on {settings.readings_topic}"
+    )
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    )
+
+
+@app.command()
+def run(
+    units: Annotated[int, typer.Option(min=1)] = 20,
+    days: Annotated[float, typer.Option(min=0.01, help="Days of 15-minute readings")] = 2.0,
+    seed: Annotated[int, typer.Option()] = 7,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the pipeline")] = 180.0,
+) -> None:
+    """The main job: bring up the stack, run simulator + worker + notifier, report the result."""
+    from energywatch.main_job import MainJob
+
+    intervals = max(1, round(days * 96))
+    job = MainJob(
+        units=units, intervals=intervals, seed=seed, timeout_seconds=timeout, console=console
+    )
+    raise typer.Exit(job.run())
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

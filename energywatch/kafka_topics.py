@@ -1,0 +1,39 @@
+"""Creates the topics EnergyWatch uses (the brokers do not auto-create topics)."""
+
+import contextlib
+
+from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.errors import TopicAlreadyExistsError
+
+from energywatch.settings import Settings
+
+
+def topic_layout(settings: Settings) -> dict[str, int]:
+    """Topic name → partitions. Readings and alerts are keyed by unit, so several workers
+    share the partitions; dead letters are few and kept in one ordered partition."""
+    return {
+        settings.readings_topic: settings.topic_partitions,
+        settings.alerts_topic: settings.topic_partitions,
+        settings.dead_letter_topic: 1,
+    }
+
+
+def ensure_topics(settings: Settings) -> list[str]:
+    """Create missing topics; return the names created now."""
+    admin = KafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap, client_id="energywatch-admin"
+    )
+    try:
+        existing = set(admin.list_topics())
+        missing = [
+            NewTopic(name, num_partitions=partitions, replication_factor=1)
+            for name, partitions in topic_layout(settings).items()
+            if name not in existing
+        ]
+        if missing:
+            # another process may create one between list and create: fine
+            with contextlib.suppress(TopicAlreadyExistsError):
+                admin.create_topics(missing)
+        return [t.name for t in missing]
+    finally:
+        admin.close()

@@ -1,0 +1,64 @@
+"""The one settings object of every EnergyWatch process.
+
+Built once in ``main()`` from the environment (prefix ``EW_``) and from ``.local/stack.env``,
+which ``energywatch stack up`` writes with the local services' endpoints; then passed down.
+Secrets are ``SecretStr`` and never printed.
+"""
+
+import os
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def default_env_file() -> Path:
+    """Where ``stack up`` leaves the endpoints: ``$EW_STACK_HOME/stack.env`` or ``.local/``."""
+    home = os.environ.get("EW_STACK_HOME")
+    return (Path(home) if home else REPO_ROOT / ".local") / "stack.env"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="EW_", extra="ignore", frozen=True)
+
+    # Where things are
+    kafka_bootstrap: str = "127.0.0.1:39092"
+    database_url: SecretStr = SecretStr("postgresql://energywatch@127.0.0.1:35432/energywatch")
+    prometheus_url: str = "http://127.0.0.1:39090"
+    prometheus_targets_dir: Path | None = None
+
+    # Topics (the contract's wire versions are in the names)
+    readings_topic: str = "energywatch.readings.v1"
+    alerts_topic: str = "energywatch.alerts.v1"
+    dead_letter_topic: str = "energywatch.dead-letters.v1"
+    topic_partitions: int = Field(default=3, ge=1)
+
+    # Stream worker
+    worker_app_id: str = "energywatch-worker"
+    worker_batch_size: int = Field(default=2000, ge=1)
+    worker_batch_seconds: float = Field(default=0.5, gt=0)
+    worker_commit_interval_seconds: float = Field(default=1.0, gt=0)
+    threshold_kwh_per_interval: float = Field(
+        default=6000.0, gt=0, description="the static threshold: kWh one meter may use in 15 min"
+    )
+
+    # Notifier
+    notifier_group_id: str = "energywatch-notifier"
+    webhook_url: str | None = None
+    webhook_secret: SecretStr | None = None
+    webhook_timeout_seconds: float = Field(default=5.0, gt=0)
+    webhook_max_attempts: int = Field(default=5, ge=1)
+
+    # Metrics endpoints: loopback unless configured
+    metrics_host: str = "127.0.0.1"
+    worker_metrics_port: int = 39101
+    notifier_metrics_port: int = 39102
+    simulator_metrics_port: int = 39103
+
+    @classmethod
+    def load(cls, env_file: Path | None = None) -> "Settings":
+        """Settings from the environment, falling back to the local stack's endpoints file."""
+        path = env_file or default_env_file()
+        return cls(_env_file=path if path.exists() else None)

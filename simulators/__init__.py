@@ -1,0 +1,1 @@
+"""Deterministic simulators of enterprises' meters (pure) and runners that send their output."""

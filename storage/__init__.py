@@ -1,0 +1,1 @@
+"""TimescaleDB storage: migrations, batched idempotent writes and queries. All SQL lives here."""

@@ -1,0 +1,1 @@
+"""Stream processing: the Faust worker (thin adapter) around the pure batch core."""

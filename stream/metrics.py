@@ -1,0 +1,71 @@
+"""Every Prometheus series the readings worker exposes, created against an injected registry."""
+
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+
+@dataclass(frozen=True)
+class WorkerMetrics:
+    records_consumed: Counter
+    readings_stored: Counter
+    readings_duplicate: Counter
+    dead_letters: Counter
+    alerts_raised: Counter
+    alerts_published: Counter
+    db_write_errors: Counter
+    batch_seconds: Histogram
+    batch_size: Histogram
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry) -> "WorkerMetrics":
+        return cls(
+            records_consumed=Counter(
+                "energywatch_stream_records_consumed_total",
+                "Records read from the readings topic",
+                registry=registry,
+            ),
+            readings_stored=Counter(
+                "energywatch_stream_readings_stored_total",
+                "Readings newly written to TimescaleDB",
+                registry=registry,
+            ),
+            readings_duplicate=Counter(
+                "energywatch_stream_readings_duplicate_total",
+                "Readings already stored (redelivered or replayed), written as no-ops",
+                registry=registry,
+            ),
+            dead_letters=Counter(
+                "energywatch_stream_dead_letters_total",
+                "Records sent to the dead-letter topic, by kind of problem",
+                ["kind"],
+                registry=registry,
+            ),
+            alerts_raised=Counter(
+                "energywatch_stream_alerts_raised_total",
+                "New alerts stored in the outbox",
+                registry=registry,
+            ),
+            alerts_published=Counter(
+                "energywatch_stream_alerts_published_total",
+                "Alerts acknowledged by the alerts topic",
+                registry=registry,
+            ),
+            db_write_errors=Counter(
+                "energywatch_stream_db_write_errors_total",
+                "Failed batch writes (each is retried)",
+                registry=registry,
+            ),
+            batch_seconds=Histogram(
+                "energywatch_stream_batch_seconds",
+                "Time to make one batch durable: decode, dead-letter, write, publish",
+                buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+                registry=registry,
+            ),
+            batch_size=Histogram(
+                "energywatch_stream_batch_records",
+                "Records per batch",
+                buckets=(1, 10, 50, 100, 250, 500, 1000, 2000, 5000),
+                registry=registry,
+            ),
+        )

@@ -1,0 +1,117 @@
+"""The worker's storage adapter: makes one batch durable in TimescaleDB, retrying on failure.
+
+One connection, opened lazily (migrations applied on the first open); a lost connection is
+re-opened with backoff and the whole batch retried, so a database outage delays the stream
+but loses nothing: the batch's offsets are only acknowledged after ``write`` returns.
+"""
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TypeVar
+
+import psycopg
+from psycopg.rows import TupleRow
+from pydantic import SecretStr
+
+from contracts.alert_events import AlertEvent
+from contracts.readings import ElectricityReading, NaturalGasReading
+from storage import alert_outbox
+from storage.migrate import migrate
+from storage.readings import insert_readings
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    readings_inserted: int
+    new_alert_ids: list[str]
+
+
+class TimescaleSink:
+    def __init__(
+        self,
+        database_url: SecretStr,
+        on_error: Callable[[Exception], None] = lambda exc: None,
+        max_backoff_seconds: float = 10.0,
+    ) -> None:
+        self._url = database_url
+        self._conn: psycopg.AsyncConnection[TupleRow] | None = None
+        self._lock = asyncio.Lock()
+        self._on_error = on_error
+        self._max_backoff = max_backoff_seconds
+
+    async def _connection(self) -> psycopg.AsyncConnection[TupleRow]:
+        if self._conn is None or self._conn.closed:
+            conn: psycopg.AsyncConnection[TupleRow] = await psycopg.AsyncConnection.connect(
+                self._url.get_secret_value()
+            )
+            applied = await migrate(conn)
+            if applied:
+                log.info("applied schema migrations %s", applied)
+            self._conn = conn
+        return self._conn
+
+    async def _with_retry(
+        self, what: str, work: Callable[[psycopg.AsyncConnection[TupleRow]], Awaitable[T]]
+    ) -> T:
+        backoff = 0.2
+        while True:
+            try:
+                async with self._lock:
+                    conn = await self._connection()
+                    return await work(conn)
+            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+                self._on_error(exc)
+                log.warning("%s failed (%s); retrying in %.1fs", what, type(exc).__name__, backoff)
+                await self._drop_connection()
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self._max_backoff)
+
+    async def _drop_connection(self) -> None:
+        if self._conn is not None:
+            try:
+                await self._conn.close()
+            except psycopg.Error:
+                log.debug("closing a broken connection failed", exc_info=True)
+            self._conn = None
+
+    async def write(
+        self,
+        readings: Sequence[ElectricityReading | NaturalGasReading],
+        alerts: Sequence[AlertEvent],
+    ) -> WriteResult:
+        """Store readings and the alerts they raised in one transaction."""
+
+        async def work(conn: psycopg.AsyncConnection[TupleRow]) -> WriteResult:
+            async with conn.transaction(), conn.cursor() as cur:
+                inserted = await insert_readings(cur, readings)
+                new_ids = await alert_outbox.insert_alerts(cur, alerts)
+            return WriteResult(inserted, new_ids)
+
+        return await self._with_retry("batch write", work)
+
+    async def publish_pending(
+        self,
+        publish: Callable[[Sequence[AlertEvent]], Awaitable[None]],
+        now: Callable[[], datetime],
+    ) -> int:
+        """Hand pending outbox alerts to ``publish``; mark them published once it returns."""
+
+        async def work(conn: psycopg.AsyncConnection[TupleRow]) -> int:
+            async with conn.transaction(), conn.cursor() as cur:
+                pending = await alert_outbox.claim_unpublished(cur)
+                if not pending:
+                    return 0
+                await publish(pending)
+                await alert_outbox.mark_published(cur, [a.alert_id for a in pending], now())
+            return len(pending)
+
+        return await self._with_retry("alert publish", work)
+
+    async def close(self) -> None:
+        await self._drop_connection()
