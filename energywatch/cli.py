@@ -68,7 +68,7 @@ def worker(loglevel: str = "info") -> None:
     settings = Settings.load()
     registry = CollectorRegistry()
     faust_app = create_app(settings, registry=registry)
-    port = serve_metrics(settings, "worker", settings.worker_metrics_port, registry)
+    port = serve_metrics(settings, settings.worker_app_id, settings.worker_metrics_port, registry)
     console.print(f"worker metrics on http://{settings.metrics_host}:{port}/metrics")
     faust.Worker(faust_app, loglevel=loglevel).execute_from_commandline()
 
@@ -88,7 +88,9 @@ def notifier(loglevel: str = "info") -> None:
     except ValueError as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from exc
-    port = serve_metrics(settings, "notifier", settings.notifier_metrics_port, registry)
+    port = serve_metrics(
+        settings, settings.notifier_group_id, settings.notifier_metrics_port, registry
+    )
     console.print(f"notifier metrics on http://{settings.metrics_host}:{port}/metrics")
 
     async def main() -> None:

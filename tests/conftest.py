@@ -1,0 +1,124 @@
+"""Fixtures for tests against the real local services.
+
+The session brings the stack up once (``energywatch stack up`` is idempotent: instant when it
+is already running). Every pipeline test gets its own topics, consumer groups and a fresh
+database, so tests and concurrent runs never see each other's data.
+"""
+
+import socket
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from pydantic import SecretStr
+
+from energywatch.kafka_topics import ensure_topics
+from energywatch.service_process import ServiceProcess
+from energywatch.settings import Settings
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def stack_settings():
+    from stack import StackSettings
+
+    return StackSettings()
+
+
+@pytest.fixture(scope="session")
+def local_stack(stack_settings) -> Settings:
+    """The running local stack; the settings every service test starts from."""
+    from stack import up
+
+    up(stack_settings)
+    return Settings.load()
+
+
+def _with_database(url: str, dbname: str) -> str:
+    return psycopg.conninfo.make_conninfo(url, dbname=dbname)
+
+
+@pytest.fixture
+def database_settings(local_stack: Settings) -> Iterator[Settings]:
+    """Settings pointing at a fresh database of this test's own, dropped afterwards."""
+    dbname = f"ew_test_{uuid.uuid4().hex[:10]}"
+    admin_url = local_stack.database_url.get_secret_value()
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{dbname}"')
+    yield local_stack.model_copy(
+        update={"database_url": SecretStr(_with_database(admin_url, dbname))}
+    )
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+
+
+@pytest.fixture
+def pipeline_settings(database_settings: Settings) -> Iterator[Settings]:
+    """Settings of an isolated pipeline: own topics, consumer groups, metrics ports, database."""
+    run = uuid.uuid4().hex[:10]
+    settings = database_settings.model_copy(
+        update={
+            "readings_topic": f"ew-test-{run}.readings",
+            "alerts_topic": f"ew-test-{run}.alerts",
+            "dead_letter_topic": f"ew-test-{run}.dead-letters",
+            "worker_app_id": f"ew-test-{run}-worker",
+            "notifier_group_id": f"ew-test-{run}-notifier",
+            "worker_metrics_port": free_port(),
+            "notifier_metrics_port": free_port(),
+            "worker_batch_seconds": 0.2,
+        }
+    )
+    ensure_topics(settings)
+    yield settings
+    if settings.prometheus_targets_dir is not None:
+        for service in (settings.worker_app_id, settings.notifier_group_id):
+            (settings.prometheus_targets_dir / f"{service}.json").unlink(missing_ok=True)
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment that gives a child process these settings."""
+    env = {}
+    for name, value in settings.model_dump().items():
+        if value is None:
+            continue
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        env[f"EW_{name.upper()}"] = str(value)
+    return env
+
+
+@pytest.fixture
+def start_service(tmp_path: Path) -> Iterator[Callable[..., ServiceProcess]]:
+    """Start ``energywatch <command>`` as a child with given settings; stopped at teardown."""
+    started: list[ServiceProcess] = []
+
+    def start(command: str, settings: Settings, **extra_env: str) -> ServiceProcess:
+        log = tmp_path / f"{command}-{len(started)}.log"
+        process = ServiceProcess([command], {**settings_env(settings), **extra_env}, log).start()
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.stop()
+
+
+def wait_until(predicate, timeout: float, interval: float = 0.25, what: str = "condition"):
+    """Poll ``predicate`` until it returns something truthy; fail the test after ``timeout``."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)

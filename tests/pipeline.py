@@ -1,0 +1,69 @@
+"""Small helpers the pipeline tests share: produce, read back, scrape."""
+
+import urllib.request
+
+import psycopg
+from kafka import KafkaConsumer, KafkaProducer
+from kafka.consumer.fetcher import ConsumerRecord
+from prometheus_client.parser import text_string_to_metric_families
+
+from energywatch.settings import Settings
+
+
+def produce_raw(settings: Settings, payloads: list[tuple[bytes | None, bytes | None]]) -> None:
+    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    for key, value in payloads:
+        producer.send(settings.readings_topic, key=key, value=value)
+    producer.flush()
+    producer.close()
+
+
+def stored_rows(settings: Settings) -> list[tuple[str, object, float]]:
+    with psycopg.connect(settings.database_url.get_secret_value()) as conn:
+        try:
+            return conn.execute(
+                "SELECT meter_id, period_start, physical_quantity FROM meter_readings"
+            ).fetchall()
+        except psycopg.errors.UndefinedTable:
+            return []
+
+
+def stored_count(settings: Settings) -> int:
+    return len(stored_rows(settings))
+
+
+def alert_rows(settings: Settings) -> list[tuple[str, object]]:
+    with psycopg.connect(settings.database_url.get_secret_value()) as conn:
+        try:
+            return conn.execute("SELECT alert_id, published_at FROM alert_events").fetchall()
+        except psycopg.errors.UndefinedTable:
+            return []
+
+
+def read_topic(
+    settings: Settings, topic: str, expected: int, timeout_s: float = 30
+) -> list[ConsumerRecord]:
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=settings.kafka_bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        consumer_timeout_ms=int(timeout_s * 1000),
+    )
+    records = []
+    for record in consumer:
+        records.append(record)
+        if len(records) >= expected:
+            break
+    consumer.close()
+    return records
+
+
+def metric_value(port: int, name: str, labels: dict[str, str] | None = None) -> float:
+    """A sample's value from a running service's /metrics endpoint (0 when absent)."""
+    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    for family in text_string_to_metric_families(body):
+        for sample in family.samples:
+            if sample.name == name and (labels is None or sample.labels == labels):
+                return float(sample.value)
+    return 0.0

@@ -1,0 +1,80 @@
+"""Hypothesis strategies for the wire contracts."""
+
+from datetime import datetime, timedelta, timezone
+
+from hypothesis import strategies as st
+
+from contracts.alert_events import AlertEvent, AlertSeverity, AlertStatus
+from contracts.identifiers import uscc_check_character
+from contracts.readings import ElectricityReading, NaturalGasReading
+
+USCC_CHARS = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+
+
+@st.composite
+def enterprise_codes(draw: st.DrawFn) -> str:
+    head = draw(st.text(USCC_CHARS, min_size=2, max_size=2))
+    area = draw(st.text("0123456789", min_size=6, max_size=6))
+    org = draw(st.text(USCC_CHARS, min_size=9, max_size=9))
+    first17 = head + area + org
+    return first17 + uscc_check_character(first17)
+
+
+meter_ids = st.text(
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.:-", min_size=1, max_size=64
+)
+
+offsets = st.integers(min_value=-12 * 60, max_value=14 * 60).map(
+    lambda m: timezone(timedelta(minutes=m))
+)
+
+aware_datetimes = st.datetimes(
+    min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=offsets
+)
+
+quantities = st.floats(min_value=0, max_value=1e12, allow_nan=False, allow_infinity=False)
+
+
+@st.composite
+def electricity_readings(draw: st.DrawFn) -> ElectricityReading:
+    return ElectricityReading(
+        enterprise_code=draw(enterprise_codes()),
+        meter_id=draw(meter_ids),
+        period_start=draw(aware_datetimes),
+        interval_seconds=draw(st.sampled_from([900, 1800, 3600, 86400])),
+        consumption_kwh=draw(quantities),
+    )
+
+
+@st.composite
+def gas_readings(draw: st.DrawFn) -> NaturalGasReading:
+    return NaturalGasReading(
+        enterprise_code=draw(enterprise_codes()),
+        meter_id=draw(meter_ids),
+        period_start=draw(aware_datetimes),
+        consumption_m3=draw(quantities),
+        source=draw(st.sampled_from(["simulator", "https", "mqtt", "hj212"])),
+    )
+
+
+readings = st.one_of(electricity_readings(), gas_readings())
+
+
+@st.composite
+def alert_events(draw: st.DrawFn) -> AlertEvent:
+    finite = st.floats(allow_nan=False, allow_infinity=False, min_value=-1e15, max_value=1e15)
+    return AlertEvent(
+        alert_id=draw(st.text("0123456789abcdef", min_size=32, max_size=32)),
+        rule_id=draw(st.text("abcdefghijklmnopqrstuvwxyz-", min_size=1, max_size=64)),
+        status=draw(st.sampled_from(AlertStatus)),
+        severity=draw(st.sampled_from(AlertSeverity)),
+        enterprise_code=draw(enterprise_codes()),
+        subject=draw(meter_ids),
+        period_start=draw(aware_datetimes),
+        window_seconds=draw(st.integers(min_value=1, max_value=31 * 86400)),
+        observed_value=draw(finite),
+        threshold_value=draw(finite),
+        value_unit="kWh/900s",
+        message=draw(st.text(min_size=1, max_size=200)),
+        raised_at=draw(aware_datetimes),
+    )
