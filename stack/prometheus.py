@@ -1,0 +1,95 @@
+"""Prometheus with the project's own configuration, data and port (not Debian's service)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from stack.apt import Apt
+from stack.commands import run_step
+from stack.files import write_atomic
+from stack.paths import StackPaths
+from stack.progress import Progress
+from stack.service import DetachedService, ProbeFailed
+from stack.settings import StackSettings
+from stack.templates import render
+
+PROBE_TIMEOUT_S = 5.0
+
+
+class Prometheus(DetachedService):
+    name = "prometheus"
+    marker = "prometheus"
+    stop_timeout_s = 20.0
+
+    def __init__(self, settings: StackSettings, paths: StackPaths, apt: Apt) -> None:
+        super().__init__(settings, paths)
+        self.apt = apt
+        self.config = self.dir / "prometheus.yml"
+        self.data = self.dir / "data"
+        self.targets = paths.prometheus_targets
+
+    @property
+    def ports(self) -> tuple[int, ...]:
+        return (self.settings.prometheus_port,)
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://{self.endpoint}"
+
+    def installed(self) -> bool:
+        return _binary("prometheus") is not None and self.config.is_file()
+
+    def install(self, progress: Progress) -> None:
+        if _binary("prometheus") is None or _binary("promtool") is None:
+            # Debian's package may start its own service on :9090; it is not the one we use.
+            self.apt.ensure(["prometheus"], recommends=False)
+        self.configure()
+
+    def configure(self) -> bool:
+        for folder in (self.dir, self.data, self.targets):
+            self.ensure_dir(folder)
+        text = render(
+            "prometheus.yml",
+            self_target=self.endpoint,
+            targets_dir=self.targets,
+        )
+        return write_atomic(self.config, text)
+
+    def before_start(self, progress: Progress) -> None:
+        progress("promtool check config")
+        check_config(self.config, self.paths.log("install"))
+
+    def command(self) -> list[str]:
+        return [
+            _binary("prometheus") or "prometheus",
+            f"--config.file={self.config}",
+            f"--storage.tsdb.path={self.data}",
+            "--storage.tsdb.retention.time=15d",
+            f"--web.listen-address={self.endpoint}",
+        ]
+
+    def probe(self) -> str:
+        import httpx  # imported on use: it is slow to import
+
+        url = f"{self.endpoint_url}/-/ready"
+        try:
+            response = httpx.get(url, timeout=PROBE_TIMEOUT_S)
+        except httpx.HTTPError as error:
+            raise ProbeFailed(f"no answer from {url}: {error}") from error
+        if response.status_code != httpx.codes.OK:
+            raise ProbeFailed(f"{url} answered {response.status_code}: {response.text.strip()}")
+        return "ready"
+
+
+def check_config(config: Path, log_path: Path) -> str:
+    """Validate a Prometheus configuration with ``promtool check config``; return its report."""
+    return run_step(
+        [_binary("promtool") or "promtool", "check", "config", str(config)],
+        step="promtool check config",
+        log_path=log_path,
+    )
+
+
+def _binary(name: str) -> str | None:
+    return shutil.which(name)

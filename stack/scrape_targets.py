@@ -1,0 +1,43 @@
+"""Registering the project's metrics endpoints with Prometheus (file-based discovery)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from stack.files import write_atomic
+from stack.paths import StackPaths
+from stack.settings import StackSettings
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_HOST_PORT = re.compile(r"^[A-Za-z0-9_.\-\[\]:]+:\d{1,5}$")
+
+
+def register_scrape_target(settings: StackSettings, name: str, host_port: str) -> Path:
+    """Have Prometheus scrape ``http://<host_port>/metrics`` as job ``energywatch``.
+
+    Writes (or overwrites) ``<targets>/<name>.json`` atomically; Prometheus notices the
+    file within seconds, no restart needed. The series carry the label ``service=<name>``.
+    Returns the file written.
+    """
+    if not _NAME.match(name):
+        raise ValueError(f"target name {name!r}: use letters, digits, '_', '.', '-'")
+    if not _HOST_PORT.match(host_port):
+        raise ValueError(f"target {host_port!r} is not host:port")
+    groups = [{"targets": [host_port], "labels": {"service": name}}]
+    path = _target_file(settings, name)
+    write_atomic(path, json.dumps(groups, indent=2) + "\n")
+    return path
+
+
+def unregister_scrape_target(settings: StackSettings, name: str) -> bool:
+    """Stop scraping target ``name``; return whether it was registered."""
+    path = _target_file(settings, name)
+    existed = path.is_file()
+    path.unlink(missing_ok=True)
+    return existed
+
+
+def _target_file(settings: StackSettings, name: str) -> Path:
+    return StackPaths.of(settings).prometheus_targets / f"{name}.json"
