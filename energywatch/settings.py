@@ -40,6 +40,11 @@ class Settings(BaseSettings):
     worker_batch_size: int = Field(default=2000, ge=1)
     worker_batch_seconds: float = Field(default=0.5, gt=0)
     worker_commit_interval_seconds: float = Field(default=1.0, gt=0)
+    worker_session_timeout_seconds: float = Field(
+        default=10.0,
+        ge=6,
+        description="how soon a crashed worker's partitions move to another (Kafka's minimum is 6)",
+    )
     threshold_kwh_per_interval: float = Field(
         default=6000.0, gt=0, description="the static threshold: kWh one meter may use in 15 min"
     )

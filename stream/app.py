@@ -63,6 +63,8 @@ def create_app(
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
         broker_commit_interval=settings.worker_commit_interval_seconds,
+        broker_session_timeout=settings.worker_session_timeout_seconds,
+        broker_heartbeat_interval=settings.worker_session_timeout_seconds / 4,
         stream_wait_empty=True,
     )
     readings_topic = app.topic(settings.readings_topic)
