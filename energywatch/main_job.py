@@ -99,7 +99,7 @@ class MainJob:
             "alerts raised / delivered", f"{len(alerts)} / {len(receiver.unique_alerts())}"
         )
         table.add_row(
-            "database: readings, meters, units",
+            "database: readings, meters, enterprises",
             f"{summary.readings}, {summary.meters}, {summary.enterprises}",
         )
         for unit, total in summary.total_by_unit.items():
@@ -169,7 +169,7 @@ class MainJob:
             table.add_row(
                 (alert.period_start + CST).strftime("%Y-%m-%d %H:%M"),
                 alert.enterprise_code,
-                alert.subject,
+                alert.subject.removeprefix(f"{alert.enterprise_code}-"),
                 f"{alert.observed_value:,.0f} kWh",
                 f"{alert.threshold_value:,.0f} kWh",
                 alert.severity.value,
