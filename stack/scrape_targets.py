@@ -21,12 +21,20 @@ def register_scrape_target(settings: StackSettings, name: str, host_port: str) -
     file within seconds, no restart needed. The series carry the label ``service=<name>``.
     Returns the file written.
     """
+    return write_scrape_target(StackPaths.of(settings).prometheus_targets, name, host_port)
+
+
+def write_scrape_target(targets_dir: Path, name: str, host_port: str) -> Path:
+    """Write ``<targets_dir>/<name>.json`` for Prometheus's file-based discovery, atomically.
+
+    For processes that only know the targets folder (``EW_PROMETHEUS_TARGETS_DIR``).
+    """
     if not _NAME.match(name):
         raise ValueError(f"target name {name!r}: use letters, digits, '_', '.', '-'")
     if not _HOST_PORT.match(host_port):
         raise ValueError(f"target {host_port!r} is not host:port")
     groups = [{"targets": [host_port], "labels": {"service": name}}]
-    path = _target_file(settings, name)
+    path = targets_dir / f"{name}.json"
     write_atomic(path, json.dumps(groups, indent=2) + "\n")
     return path
 

@@ -67,3 +67,14 @@ def metric_value(port: int, name: str, labels: dict[str, str] | None = None) -> 
             if sample.name == name and (labels is None or sample.labels == labels):
                 return float(sample.value)
     return 0.0
+
+
+def prometheus_value(settings: Settings, query: str) -> float:
+    """The first value of an instant query against the local Prometheus (0 when empty)."""
+    import json
+    import urllib.parse
+
+    url = f"{settings.prometheus_url}/api/v1/query?" + urllib.parse.urlencode({"query": query})
+    body = json.loads(urllib.request.urlopen(url, timeout=5).read())
+    results = body["data"]["result"]
+    return float(results[0]["value"][1]) if results else 0.0

@@ -13,7 +13,7 @@ from contracts.readings import ElectricityReading
 from simulators.electricity import electricity_readings, simulated_fleet
 from simulators.kafka_runner import produce_readings
 from tests.conftest import wait_until
-from tests.pipeline import alert_rows, metric_value, stored_count, stored_rows
+from tests.pipeline import alert_rows, metric_value, prometheus_value, stored_count, stored_rows
 
 pytestmark = pytest.mark.services
 START = datetime(2026, 11, 2, tzinfo=UTC)
@@ -76,3 +76,17 @@ def test_readings_are_stored_exactly_alerts_reach_the_webhook_and_a_replay_chang
         with capsys.disabled():
             print(f"\nend-to-end latency, produce -> webhook: {latency * 1000:.0f} ms")
         assert worker.alive()
+
+    # The local Prometheus found the worker through its target file and scraped it.
+    stored_per_prometheus = wait_until(
+        lambda: (
+            prometheus_value(
+                settings,
+                f'energywatch_stream_readings_stored_total{{service="{settings.worker_app_id}"}}',
+            )
+            >= len(readings) + 1
+        ),
+        30,
+        what="Prometheus to scrape the worker's stored-readings counter",
+    )
+    assert stored_per_prometheus
