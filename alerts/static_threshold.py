@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from contracts.alert_events import AlertEvent, AlertSeverity, AlertStatus, alert_id_for
-from contracts.readings import ElectricityReading, NaturalGasReading
+from contracts.readings import ElectricityReading, Reading
 
 REFERENCE_INTERVAL_SECONDS = 900
 
@@ -20,13 +20,11 @@ class StaticThreshold:
     rule_id: str = "electricity-interval-kwh"
     severity: AlertSeverity = AlertSeverity.WARNING
 
-    def evaluate(
-        self, readings: Iterable[ElectricityReading | NaturalGasReading], now: datetime
-    ) -> list[AlertEvent]:
+    def evaluate(self, readings: Iterable[Reading], now: datetime) -> list[AlertEvent]:
         """One firing alert per electricity reading whose 15-minute rate exceeds the limit."""
         alerts = []
         for reading in readings:
-            if not isinstance(reading, ElectricityReading):
+            if not isinstance(reading, ElectricityReading) or reading.consumption_kwh is None:
                 continue
             per_interval = (
                 reading.consumption_kwh * REFERENCE_INTERVAL_SECONDS / reading.interval_seconds

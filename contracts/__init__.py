@@ -11,6 +11,7 @@ from contracts.readings import (
     EnergyType,
     MeterReading,
     NaturalGasReading,
+    Reading,
     decode_reading,
     encode_reading,
 )
@@ -24,6 +25,7 @@ __all__ = [
     "EnergyType",
     "MeterReading",
     "NaturalGasReading",
+    "Reading",
     "decode_reading",
     "encode_reading",
 ]

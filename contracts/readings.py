@@ -4,14 +4,24 @@ A reading's natural key is ``(meter_id, period_start)``: the same reading delive
 same row. ``period_start`` labels the *start* of the interval, as the national online-monitoring
 platform does (DOMAIN.md §5).
 
-Each energy type is its own model so the physical unit sits in the field name
-(``consumption_kwh``, ``consumption_m3``); ``MeterReading`` is the discriminated union of them.
+Each energy type is its own model so the physical unit sits in the field names
+(``consumption_kwh``, ``counter_kwh``; ``consumption_m3`` ...); ``MeterReading`` is the
+discriminated union of them. A reading carries the interval's consumption, the meter's
+cumulative counter at the end of the interval, or both: meters that only report a counter
+leave turning it into consumption (resets, rollovers) to the stream processors.
 """
 
 from enum import StrEnum
-from typing import Annotated, Final, Literal
+from typing import Annotated, ClassVar, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
 
 from contracts.identifiers import EnterpriseCode, MeterId, UtcDatetime
 
@@ -21,10 +31,22 @@ READING_SCHEMA_VERSION: Final = 1
 class EnergyType(StrEnum):
     ELECTRICITY = "electricity"
     NATURAL_GAS = "natural_gas"
+    RAW_COAL = "raw_coal"
+    COKE = "coke"
+    STEAM = "steam"
+    HEAT = "heat"
+    DIESEL = "diesel"
+    WATER = "water"
+
+
+Quantity = Annotated[float | None, Field(ge=0, allow_inf_nan=False)]
 
 
 class _ReadingBase(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    #: The physical unit of this energy type, as it appears in the field names' suffix.
+    physical_unit: ClassVar[str]
 
     schema_version: Literal[1] = READING_SCHEMA_VERSION
     enterprise_code: EnterpriseCode
@@ -34,48 +56,126 @@ class _ReadingBase(BaseModel):
     source: str = Field(default="simulator", pattern=r"^[a-z0-9_.\-]{1,32}$")
 
     @property
-    def physical_quantity(self) -> float:
-        """The consumption in the energy type's own unit (see ``physical_unit``)."""
-        raise NotImplementedError
+    def physical_quantity(self) -> float | None:
+        """The interval's consumption in ``physical_unit``, if the meter reported it."""
+        value: float | None = getattr(self, f"consumption_{self._suffix()}")
+        return value
 
     @property
-    def physical_unit(self) -> str:
-        raise NotImplementedError
+    def physical_counter(self) -> float | None:
+        """The cumulative counter at the end of the interval, if the meter reported it."""
+        value: float | None = getattr(self, f"counter_{self._suffix()}")
+        return value
+
+    @classmethod
+    def _suffix(cls) -> str:
+        return cls.physical_unit.lower()
+
+    @model_validator(mode="after")
+    def _has_a_value(self) -> "_ReadingBase":
+        if self.physical_quantity is None and self.physical_counter is None:
+            suffix = self._suffix()
+            raise ValueError(f"a reading needs consumption_{suffix}, counter_{suffix} or both")
+        return self
 
 
 class ElectricityReading(_ReadingBase):
-    """Active energy consumed over the interval, in kWh."""
+    """Active energy, in kWh."""
 
+    physical_unit: ClassVar[str] = "kWh"
     energy_type: Literal[EnergyType.ELECTRICITY] = EnergyType.ELECTRICITY
-    consumption_kwh: float = Field(ge=0, allow_inf_nan=False)
-
-    @property
-    def physical_quantity(self) -> float:
-        return self.consumption_kwh
-
-    @property
-    def physical_unit(self) -> str:
-        return "kWh"
+    consumption_kwh: Quantity = None
+    counter_kwh: Quantity = None
 
 
 class NaturalGasReading(_ReadingBase):
-    """Natural gas consumed over the interval, in cubic metres at standard conditions."""
+    """Natural gas, in cubic metres at standard conditions."""
 
+    physical_unit: ClassVar[str] = "m3"
     energy_type: Literal[EnergyType.NATURAL_GAS] = EnergyType.NATURAL_GAS
-    consumption_m3: float = Field(ge=0, allow_inf_nan=False)
-
-    @property
-    def physical_quantity(self) -> float:
-        return self.consumption_m3
-
-    @property
-    def physical_unit(self) -> str:
-        return "m3"
+    consumption_m3: Quantity = None
+    counter_m3: Quantity = None
 
 
-MeterReading = Annotated[ElectricityReading | NaturalGasReading, Field(discriminator="energy_type")]
+class RawCoalReading(_ReadingBase):
+    """Raw coal, in tonnes."""
 
-_reading_adapter: TypeAdapter[ElectricityReading | NaturalGasReading] = TypeAdapter(MeterReading)
+    physical_unit: ClassVar[str] = "t"
+    energy_type: Literal[EnergyType.RAW_COAL] = EnergyType.RAW_COAL
+    consumption_t: Quantity = None
+    counter_t: Quantity = None
+
+
+class CokeReading(_ReadingBase):
+    """Coke, in tonnes."""
+
+    physical_unit: ClassVar[str] = "t"
+    energy_type: Literal[EnergyType.COKE] = EnergyType.COKE
+    consumption_t: Quantity = None
+    counter_t: Quantity = None
+
+
+class SteamReading(_ReadingBase):
+    """Steam, in tonnes."""
+
+    physical_unit: ClassVar[str] = "t"
+    energy_type: Literal[EnergyType.STEAM] = EnergyType.STEAM
+    consumption_t: Quantity = None
+    counter_t: Quantity = None
+
+
+class HeatReading(_ReadingBase):
+    """Heat (hot water), in gigajoules."""
+
+    physical_unit: ClassVar[str] = "GJ"
+    energy_type: Literal[EnergyType.HEAT] = EnergyType.HEAT
+    consumption_gj: Quantity = None
+    counter_gj: Quantity = None
+
+
+class DieselReading(_ReadingBase):
+    """Diesel, in tonnes."""
+
+    physical_unit: ClassVar[str] = "t"
+    energy_type: Literal[EnergyType.DIESEL] = EnergyType.DIESEL
+    consumption_t: Quantity = None
+    counter_t: Quantity = None
+
+
+class WaterReading(_ReadingBase):
+    """Water, in cubic metres: metered beside energy, never converted to standard coal."""
+
+    physical_unit: ClassVar[str] = "m3"
+    energy_type: Literal[EnergyType.WATER] = EnergyType.WATER
+    consumption_m3: Quantity = None
+    counter_m3: Quantity = None
+
+
+#: Any reading, whatever its energy type.
+Reading = (
+    ElectricityReading
+    | NaturalGasReading
+    | RawCoalReading
+    | CokeReading
+    | SteamReading
+    | HeatReading
+    | DieselReading
+    | WaterReading
+)
+MeterReading = Annotated[Reading, Field(discriminator="energy_type")]
+
+READING_MODELS: Final[dict[EnergyType, type[Reading]]] = {
+    EnergyType.ELECTRICITY: ElectricityReading,
+    EnergyType.NATURAL_GAS: NaturalGasReading,
+    EnergyType.RAW_COAL: RawCoalReading,
+    EnergyType.COKE: CokeReading,
+    EnergyType.STEAM: SteamReading,
+    EnergyType.HEAT: HeatReading,
+    EnergyType.DIESEL: DieselReading,
+    EnergyType.WATER: WaterReading,
+}
+
+_reading_adapter: TypeAdapter[Reading] = TypeAdapter(MeterReading)
 
 
 class ReadingDecodeError(ValueError):
@@ -91,7 +191,7 @@ class ReadingDecodeError(ValueError):
         self.reason = reason
 
 
-def decode_reading(raw: bytes) -> ElectricityReading | NaturalGasReading:
+def decode_reading(raw: bytes) -> Reading:
     """Parse one JSON payload into a reading, or raise ``ReadingDecodeError`` with the reason."""
     try:
         return _reading_adapter.validate_json(raw)
@@ -104,6 +204,6 @@ def decode_reading(raw: bytes) -> ElectricityReading | NaturalGasReading:
         raise ReadingDecodeError(kind, f"{what}: {where}: {first['msg']}{more}") from exc
 
 
-def encode_reading(reading: ElectricityReading | NaturalGasReading) -> bytes:
-    """The reading's wire form: compact JSON, UTF-8."""
+def encode_reading(reading: Reading) -> bytes:
+    """The reading's wire form: compact JSON, UTF-8, fields in declaration order."""
     return reading.model_dump_json().encode()

@@ -5,13 +5,13 @@ from collections.abc import Callable, Iterable
 
 from kafka import KafkaProducer
 
-from contracts.readings import ElectricityReading, NaturalGasReading, encode_reading
+from contracts.readings import Reading, encode_reading
 
 
 def produce_readings(
     bootstrap: str,
     topic: str,
-    readings: Iterable[ElectricityReading | NaturalGasReading],
+    readings: Iterable[Reading],
     on_sent: Callable[[int], None] = lambda n: None,
 ) -> int:
     """Produce every reading and wait until the broker has acknowledged them all."""

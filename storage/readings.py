@@ -12,9 +12,7 @@ from datetime import datetime
 import psycopg
 from psycopg.rows import TupleRow
 
-from contracts.readings import ElectricityReading, NaturalGasReading
-
-Reading = ElectricityReading | NaturalGasReading
+from contracts.readings import Reading
 
 
 async def _ensure_staging(cur: psycopg.AsyncCursor[TupleRow]) -> None:
@@ -31,7 +29,7 @@ async def insert_readings(cur: psycopg.AsyncCursor[TupleRow], readings: Sequence
     await _ensure_staging(cur)
     async with cur.copy(
         "COPY meter_readings_staging (meter_id, period_start, enterprise_code, energy_type, "
-        "interval_seconds, physical_quantity, physical_unit, source) FROM STDIN"
+        "interval_seconds, physical_quantity, physical_counter, physical_unit, source) FROM STDIN"
     ) as copy:
         for r in readings:
             await copy.write_row(
@@ -42,15 +40,16 @@ async def insert_readings(cur: psycopg.AsyncCursor[TupleRow], readings: Sequence
                     r.energy_type.value,
                     r.interval_seconds,
                     r.physical_quantity,
+                    r.physical_counter,
                     r.physical_unit,
                     r.source,
                 )
             )
     await cur.execute(
         "INSERT INTO meter_readings (meter_id, period_start, enterprise_code, energy_type, "
-        "interval_seconds, physical_quantity, physical_unit, source) "
+        "interval_seconds, physical_quantity, physical_counter, physical_unit, source) "
         "SELECT meter_id, period_start, enterprise_code, energy_type, interval_seconds, "
-        "physical_quantity, physical_unit, source FROM meter_readings_staging "
+        "physical_quantity, physical_counter, physical_unit, source FROM meter_readings_staging "
         "ON CONFLICT (meter_id, period_start) DO NOTHING"
     )
     inserted = cur.rowcount

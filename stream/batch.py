@@ -11,12 +11,7 @@ from datetime import datetime
 from alerts.static_threshold import StaticThreshold
 from contracts.alert_events import AlertEvent
 from contracts.dead_letters import DeadLetter
-from contracts.readings import (
-    ElectricityReading,
-    NaturalGasReading,
-    ReadingDecodeError,
-    decode_reading,
-)
+from contracts.readings import Reading, ReadingDecodeError, decode_reading
 
 STAGE = "stream.readings"
 
@@ -33,7 +28,7 @@ class RawRecord:
 
 @dataclass(frozen=True)
 class BatchOutcome:
-    readings: list[ElectricityReading | NaturalGasReading] = field(default_factory=list)
+    readings: list[Reading] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     alerts: list[AlertEvent] = field(default_factory=list)
 

@@ -17,7 +17,7 @@ from psycopg.rows import TupleRow
 from pydantic import SecretStr
 
 from contracts.alert_events import AlertEvent
-from contracts.readings import ElectricityReading, NaturalGasReading
+from contracts.readings import Reading
 from storage import alert_outbox
 from storage.migrate import migrate
 from storage.readings import insert_readings
@@ -82,7 +82,7 @@ class TimescaleSink:
 
     async def write(
         self,
-        readings: Sequence[ElectricityReading | NaturalGasReading],
+        readings: Sequence[Reading],
         alerts: Sequence[AlertEvent],
     ) -> WriteResult:
         """Store readings and the alerts they raised in one transaction."""

@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from contracts.alert_events import AlertEvent, AlertSeverity, AlertStatus
 from contracts.identifiers import uscc_check_character
-from contracts.readings import ElectricityReading, NaturalGasReading
+from contracts.readings import READING_MODELS, ElectricityReading, NaturalGasReading, Reading
 
 USCC_CHARS = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 
@@ -57,7 +57,26 @@ def gas_readings(draw: st.DrawFn) -> NaturalGasReading:
     )
 
 
-readings = st.one_of(electricity_readings(), gas_readings())
+@st.composite
+def any_readings(draw: st.DrawFn) -> Reading:
+    """A reading of any energy type, with consumption, counter or both."""
+    model = draw(st.sampled_from(list(READING_MODELS.values())))
+    suffix = model.physical_unit.lower()
+    which = draw(st.sampled_from(["consumption", "counter", "both"]))
+    values = {}
+    if which in ("consumption", "both"):
+        values[f"consumption_{suffix}"] = draw(quantities)
+    if which in ("counter", "both"):
+        values[f"counter_{suffix}"] = draw(quantities)
+    return model(
+        enterprise_code=draw(enterprise_codes()),
+        meter_id=draw(meter_ids),
+        period_start=draw(aware_datetimes),
+        **values,
+    )
+
+
+readings = st.one_of(electricity_readings(), gas_readings(), any_readings())
 
 
 @st.composite

@@ -96,7 +96,7 @@ def test_a_naive_timestamp_is_rejected_with_the_field_named():
     [
         (b"not json", "not_json", "not JSON"),
         (b'{"energy_type": "electricity"}', "wrong_schema", "enterprise_code"),
-        (b'{"energy_type": "steam"}', "wrong_schema", "energy_type"),
+        (b'{"energy_type": "plutonium"}', "wrong_schema", "energy_type"),
         (b"[]", "wrong_schema", "payload"),
     ],
 )

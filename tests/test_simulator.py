@@ -42,8 +42,8 @@ def test_day_shift_load_exceeds_night_load():
     fleet = simulated_fleet(20, 5)
     rows = list(electricity_readings(fleet, START, 96, 5, overload_probability=0))
     # China time 14:00 is 06:00 UTC; 02:00 is 18:00 UTC the day before
-    day = sum(r.consumption_kwh for r in rows if r.period_start.hour == 6)
-    night = sum(r.consumption_kwh for r in rows if r.period_start.hour == 18)
+    day = sum((r.consumption_kwh or 0.0) for r in rows if r.period_start.hour == 6)
+    night = sum((r.consumption_kwh or 0.0) for r in rows if r.period_start.hour == 18)
     assert day > night * 1.2
 
 
@@ -52,5 +52,5 @@ def test_overload_episodes_happen_and_only_when_asked_for():
     calm = list(electricity_readings(fleet, START, 96, 5, overload_probability=0))
     stormy = list(electricity_readings(fleet, START, 96, 5, overload_probability=0.05))
     peak = max(u.mean_load_kw for u in fleet) * 0.25
-    assert max(r.consumption_kwh for r in calm) < peak * 1.6
-    assert max(r.consumption_kwh for r in stormy) > peak * 1.6
+    assert max((r.consumption_kwh or 0.0) for r in calm) < peak * 1.6
+    assert max((r.consumption_kwh or 0.0) for r in stormy) > peak * 1.6
