@@ -1,0 +1,95 @@
+"""Simulator output files: JSON lines, optionally gzip-compressed (by the ``.gz`` suffix).
+
+One record per line, in emission order, fields in this order::
+
+    {"emit_at":"2026-11-02T00:15:07Z","channel":"readings","key":"<meter id>","payload":{...}}
+    {"emit_at":"...","channel":"readings","key":"<meter id>","payload_b64":"<base64>"}
+
+* ``emit_at``: when the device sent it (UTC, ISO 8601); replay paces by it.
+* ``channel``: ``readings`` | ``production`` | ``voc``; each maps to one Kafka topic.
+* ``key``: the Kafka key, the meter or device id (keeps a meter's records on one partition).
+* ``payload``: the wire contract's JSON (``contracts/``) exactly as produced, or
+  ``payload_b64`` for bytes a fault corrupted on purpose, which are not JSON.
+
+The same seed and scenario give byte-identical files (gzip is written with no name or mtime).
+"""
+
+import base64
+import gzip
+import re
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO
+
+from simulators.records import Channel, SimRecord
+
+_LINE = re.compile(
+    rb'^\{"emit_at":"([^"]+)","channel":"([a-z]+)","key":"([^"\\]*)","payload(_b64)?":(.*)\}$'
+)
+
+
+def _timestamp(at: datetime) -> str:
+    text = at.astimezone(UTC).isoformat()
+    return text.removesuffix("+00:00") + "Z"
+
+
+def encode_line(record: SimRecord) -> bytes:
+    head = (
+        f'{{"emit_at":"{_timestamp(record.emit_at)}","channel":"{record.channel.value}",'
+        f'"key":"{record.key}",'
+    ).encode()
+    if record.malformed:
+        return head + b'"payload_b64":"' + base64.b64encode(record.payload) + b'"}\n'
+    return head + b'"payload":' + record.payload + b"}\n"
+
+
+class RecordFileError(ValueError):
+    pass
+
+
+def decode_line(line: bytes, number: int = 0) -> SimRecord:
+    match = _LINE.match(line.rstrip(b"\r\n"))
+    if match is None:
+        raise RecordFileError(
+            f"line {number}: not a simulator record (see simulators/record_file.py)"
+        )
+    emit_at, channel, key, is_b64, payload = match.groups()
+    try:
+        when = datetime.fromisoformat(emit_at.decode())
+        kind = Channel(channel.decode())
+        body = base64.b64decode(payload.strip(b'"'), validate=True) if is_b64 else payload
+    except ValueError as exc:
+        raise RecordFileError(f"line {number}: {exc}") from exc
+    if when.tzinfo is None:
+        raise RecordFileError(f"line {number}: emit_at has no timezone")
+    return SimRecord(when, kind, key.decode(), body, malformed=bool(is_b64))
+
+
+@contextmanager
+def open_for_writing(path: Path) -> Iterator[IO[bytes] | gzip.GzipFile]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("wb") as raw:
+        if path.suffix == ".gz":
+            with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as zipped:
+                yield zipped
+        else:
+            yield raw
+
+
+def write_records(path: Path, records: Iterable[SimRecord]) -> int:
+    written = 0
+    with open_for_writing(path) as out:
+        for record in records:
+            out.write(encode_line(record))
+            written += 1
+    return written
+
+
+def read_records(path: Path) -> Iterator[SimRecord]:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as lines:
+        for number, line in enumerate(lines, start=1):
+            if line.strip():
+                yield decode_line(line, number)
