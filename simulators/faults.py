@@ -151,12 +151,17 @@ class FaultInjector:
         stuck = False
         for index in indices:
             spec = self.specs[index]
+            if spec.type is FaultType.COUNTER_ROLLOVER:
+                if state.modulus is None:  # from the first sample on: the register is near full
+                    self._arm_rollover(spec, sample, state)
+                continue
             if spec.type not in VALUE_FAULTS or not self._fires(index, sample.period_start):
                 continue
             if spec.type is FaultType.STUCK and state.last_good is not None:
                 reported = reported.with_values(
                     state.last_good.consumption, state.last_good.counter
                 )
+                stuck = True
                 self._log(spec, sample.period_start)
             elif spec.type is FaultType.SPIKE and reported.consumption is not None:
                 extra = reported.consumption * (spec.factor - 1)
@@ -168,8 +173,6 @@ class FaultInjector:
                     # the register restarts at zero: it reads just this interval's consumption
                     state.counter_offset = -(sample.counter - (sample.consumption or 0.0))
                     self._log(spec, sample.period_start)
-            elif spec.type is FaultType.COUNTER_ROLLOVER and state.modulus is None:
-                self._arm_rollover(spec, sample, state)
             elif spec.type is FaultType.CLOCK_DRIFT:
                 days = (sample.period_start - (spec.start or sample.period_start)).total_seconds()
                 shift = timedelta(seconds=spec.drift_seconds_per_day * days / 86_400)
@@ -185,16 +188,19 @@ class FaultInjector:
         return reported
 
     def _arm_rollover(self, spec: FaultSpec, sample: MeterSample, state: _MeterState) -> None:
-        """Shift the counter so that it wraps exactly at ``spec.start``: the register reads
-        ``modulus - (C - counter)`` before (close to its maximum) and wraps to ``counter - C``,
-        where C is the true counter at the end of the interval before ``start``."""
+        """Shift the counter so that it wraps exactly in the interval at ``spec.start``.
+
+        With C the true counter at the end of the interval before ``start``, the register
+        reads ``modulus - 1 - (C - counter)``: one unit below its maximum just before the
+        start, then wrapping to ``counter - C - 1``.
+        """
         if sample.counter is None or spec.start is None:
             return
         if self.counter_lookup is None:
             raise ValueError("a counter_rollover fault needs a counter lookup from the generator")
         before = self.counter_lookup(sample.meter_id, spec.start)
         state.modulus = spec.modulus
-        state.counter_offset = spec.modulus - before
+        state.counter_offset = spec.modulus - 1 - before
         self.events.append(FaultEvent(spec.type, spec.target, spec.start))
 
     def apply_delivery_faults(self, record: SimRecord, period_start: datetime) -> list[SimRecord]:
