@@ -42,7 +42,9 @@ def true_samples(meter: str = "M1") -> list[MeterSample]:
 
 
 def counter_before(meter: str, at: datetime) -> float:
-    return next(s.counter for s in reversed(true_samples(meter)) if s.period_start < at)
+    counters = [s.counter for s in true_samples(meter) if s.period_start < at]
+    assert counters[-1] is not None
+    return counters[-1]
 
 
 def run(*specs: FaultSpec) -> tuple[list[MeterSample], list[SimRecord], FaultInjector]:
