@@ -1,0 +1,344 @@
+"""Scenarios: a fleet, a period, injected situations and faults, and the outcomes they should
+produce, in one YAML file (see ``scenarios/``).
+
+Situations are what happens to enterprises and devices (a unit overrunning its budget, product
+energy above its limit, a VOC exceedance, a device offline for days, a unit ignoring a
+heavy-pollution alert); faults are how meters misbehave (``simulators/faults.py``). ``expected``
+states what EnergyWatch should conclude, so tests and demos can check it once the rules exist.
+
+Targets are written the way people think of them: an enterprise by its fleet id
+(``yc-cement``), a meter as ``<enterprise id>/<energy type>`` (``yc-steel/electricity``), a VOC
+monitor by its id. ``load_scenario`` resolves them and reports every unknown one.
+"""
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import partial
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from contracts.identifiers import UtcDatetime
+from contracts.readings import EnergyType
+from simulators.config_files import ConfigFileError, load_model_file
+from simulators.energy import EnergyModel
+from simulators.faults import FaultSpec, FaultType
+from simulators.fleet import Fleet, FleetConfig, build_fleet
+from simulators.runner import SimulationPlan
+from simulators.voc import (
+    AROMATICS,
+    GB_31571_STACK,
+    GB_37822_NMHC,
+    GB_37822_NMHC_SPECIAL,
+    METHANE,
+    NMHC,
+    ConcentrationLimit,
+    ExceedanceEpisode,
+    VocMonitorProfile,
+)
+
+_STRICT = ConfigDict(frozen=True, extra="forbid")
+_LIMIT_PRESETS: dict[str, tuple[str, dict[str, ConcentrationLimit]]] = {
+    "gb37822": ("GB 37822-2019", {NMHC: GB_37822_NMHC}),
+    "gb37822_special": ("GB 37822-2019 (special limits)", {NMHC: GB_37822_NMHC_SPECIAL}),
+    "gb31571": ("GB 31571-2015", dict(GB_31571_STACK)),
+}
+HEAVY_POLLUTION_CUTS = {"yellow": 0.10, "orange": 0.20, "red": 0.30}
+
+
+class VocMonitorSpec(BaseModel):
+    model_config = _STRICT
+    id: str = Field(pattern=r"^[A-Za-z0-9]{1,24}$", description="the HJ 212 MN")
+    enterprise: str
+    limits: Literal["gb37822", "gb37822_special", "gb31571"] = "gb37822"
+    nmhc_baseline_mg_m3: float = Field(default=2.5, gt=0)
+    flow_m3_s: float = Field(default=12.0, gt=0)
+    exceedance_probability_per_day: float = Field(default=0.0, ge=0, le=1)
+
+
+class BudgetOverrun(BaseModel):
+    """The unit uses ``factor``× its planned energy from ``start`` (to ``end``)."""
+
+    model_config = _STRICT
+    type: Literal["budget_overrun"]
+    enterprise: str
+    start: UtcDatetime
+    end: UtcDatetime | None = None
+    factor: float = Field(gt=1, le=5)
+
+
+class ProductEnergyAboveLimit(BaseModel):
+    """The unit needs ``factor``× the energy for the same output: its product energy per tonne
+    rises by that factor (it must end above the product's limit)."""
+
+    model_config = _STRICT
+    type: Literal["product_energy_above_limit"]
+    enterprise: str
+    product: str
+    start: UtcDatetime
+    end: UtcDatetime | None = None
+    factor: float = Field(gt=1, le=3)
+
+
+class VocExceedance(BaseModel):
+    model_config = _STRICT
+    type: Literal["voc_exceedance"]
+    monitor: str
+    start: UtcDatetime
+    hours: float = Field(gt=0, le=24 * 14)
+    factor: float = Field(default=1.5, gt=1, le=100, description="× the highest NMHC limit")
+
+
+class DeviceOffline(BaseModel):
+    """Nothing arrives from the device (a meter, a VOC monitor, or every meter of a unit)."""
+
+    model_config = _STRICT
+    type: Literal["device_offline"]
+    device: str
+    start: UtcDatetime
+    days: float = Field(gt=0, le=60)
+
+
+class HeavyPollutionAlert(BaseModel):
+    """The city declares a heavy-pollution alert; after ``lead_hours`` every unit in the city
+    cuts its energy use by the level's required cut, except those in ``ignored_by``."""
+
+    model_config = _STRICT
+    type: Literal["heavy_pollution_alert"]
+    city: str
+    level: Literal["yellow", "orange", "red"]
+    start: UtcDatetime
+    end: UtcDatetime
+    lead_hours: float = Field(default=12, ge=0, le=48)
+    ignored_by: tuple[str, ...] = ()
+
+
+Situation = Annotated[
+    BudgetOverrun | ProductEnergyAboveLimit | VocExceedance | DeviceOffline | HeavyPollutionAlert,
+    Field(discriminator="type"),
+]
+
+
+class FaultEntry(BaseModel):
+    """A fault as a scenario writes it: ``target`` may be ``<enterprise id>/<energy type>``."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+    type: FaultType
+    target: str
+
+
+class ExpectedOutcome(BaseModel):
+    """What EnergyWatch should conclude: rule ``rule`` ``fires`` (or stays ``silent``) about
+    ``subject`` between ``after`` and ``before``."""
+
+    model_config = _STRICT
+    rule: str = Field(pattern=r"^[a-z_]+$")
+    subject: str
+    outcome: Literal["fires", "silent"] = "fires"
+    severity: Literal["notice", "warning", "critical"] | None = None
+    after: UtcDatetime | None = None
+    before: UtcDatetime | None = None
+    note: str | None = None
+
+
+class ScenarioConfig(BaseModel):
+    model_config = _STRICT
+    name: str = Field(min_length=1)
+    description: str = Field(min_length=1)
+    fleet: str = Field(description="a fleet file, relative to this scenario file")
+    seed: int | None = None
+    start: UtcDatetime
+    days: float = Field(gt=0, le=400)
+    voc_monitors: tuple[VocMonitorSpec, ...] = ()
+    situations: tuple[Situation, ...] = ()
+    faults: tuple[FaultEntry, ...] = ()
+    expected: tuple[ExpectedOutcome, ...] = ()
+
+
+@dataclass(frozen=True)
+class Scenario:
+    config: ScenarioConfig
+    fleet: Fleet
+    plan: SimulationPlan
+
+    @property
+    def end(self) -> datetime:
+        return self.config.start + timedelta(days=self.config.days)
+
+
+class _Adjustments:
+    """Energy multipliers of the situations, per enterprise id and instant."""
+
+    def __init__(self) -> None:
+        self._windows: dict[str, list[tuple[datetime, datetime | None, float]]] = {}
+
+    def add(self, enterprise: str, start: datetime, end: datetime | None, factor: float) -> None:
+        self._windows.setdefault(enterprise, []).append((start, end, factor))
+
+    def __call__(self, enterprise: str, at: datetime) -> float:
+        factor = 1.0
+        for start, end, f in self._windows.get(enterprise, ()):
+            if start <= at and (end is None or at < end):
+                factor *= f
+        return factor
+
+
+def _meter_id(fleet: Fleet, ref: str) -> str:
+    enterprise_id, _, energy = ref.partition("/")
+    enterprise = fleet.enterprise(enterprise_id)
+    try:
+        return enterprise.meter(EnergyType(energy)).meter_id
+    except ValueError:
+        raise KeyError(f"{ref}: {energy!r} is not an energy type") from None
+
+
+def _device_ids(fleet: Fleet, monitors: Sequence[str], ref: str) -> list[str]:
+    if ref in monitors:
+        return [ref]
+    if "/" in ref:
+        return [_meter_id(fleet, ref)]
+    return [m.meter_id for m in fleet.enterprise(ref).meters]
+
+
+def _password(seed: int, monitor: str) -> SecretStr:
+    """A simulated device's password: derived, not stored anywhere."""
+    return SecretStr(hashlib.sha256(f"{seed}:{monitor}".encode()).hexdigest()[:12])
+
+
+def build_scenario(config: ScenarioConfig, fleet_config: FleetConfig, source: str) -> Scenario:
+    if config.seed is not None:
+        fleet_config = fleet_config.model_copy(update={"seed": config.seed})
+    fleet = build_fleet(fleet_config)
+    problems: list[str] = []
+    adjustments = _Adjustments()
+    faults: list[FaultSpec] = []
+    episodes: dict[str, list[ExceedanceEpisode]] = {}
+    monitor_ids = [m.id for m in config.voc_monitors]
+
+    def check(what: str, action: Callable[[], object]) -> None:
+        try:
+            action()
+        except (KeyError, ValueError) as exc:
+            problems.append(f"{what}: {exc.args[0] if exc.args else exc}")
+
+    for index, situation in enumerate(config.situations):
+        where = f"situations.{index} ({situation.type})"
+        if isinstance(situation, BudgetOverrun):
+
+            def overrun(s: BudgetOverrun = situation) -> None:
+                fleet.enterprise(s.enterprise)
+                adjustments.add(s.enterprise, s.start, s.end, s.factor)
+
+            check(where, overrun)
+        elif isinstance(situation, ProductEnergyAboveLimit):
+            check(where, partial(_product_above_limit, fleet, situation, adjustments))
+        elif isinstance(situation, VocExceedance):
+            if situation.monitor not in monitor_ids:
+                problems.append(f"{where}: no VOC monitor {situation.monitor!r} in voc_monitors")
+            episodes.setdefault(situation.monitor, []).append(
+                ExceedanceEpisode(
+                    start=situation.start,
+                    duration=timedelta(hours=situation.hours),
+                    factor=situation.factor,
+                )
+            )
+        elif isinstance(situation, DeviceOffline):
+            end = situation.start + timedelta(days=situation.days)
+
+            def offline(s: DeviceOffline = situation, end: datetime = end) -> None:
+                for device in _device_ids(fleet, monitor_ids, s.device):
+                    faults.append(
+                        FaultSpec(type=FaultType.GAP, target=device, start=s.start, end=end)
+                    )
+
+            check(where, offline)
+        elif isinstance(situation, HeavyPollutionAlert):
+            check(where, partial(_heavy_pollution, fleet, situation, adjustments))
+    for index, entry in enumerate(config.faults):
+
+        def fault(entry: FaultEntry = entry) -> None:
+            target = _meter_id(fleet, entry.target) if "/" in entry.target else entry.target
+            faults.append(FaultSpec.model_validate({**entry.model_dump(), "target": target}))
+
+        check(f"faults.{index} ({entry.type})", fault)
+    monitors: list[VocMonitorProfile] = []
+    for spec in config.voc_monitors:
+
+        def monitor(spec: VocMonitorSpec = spec) -> None:
+            monitors.append(_monitor(fleet, spec, fleet.seed, episodes.get(spec.id, [])))
+
+        check(f"voc_monitors ({spec.id})", monitor)
+    for index, outcome in enumerate(config.expected):
+
+        def subject(outcome: ExpectedOutcome = outcome) -> None:
+            if outcome.subject not in monitor_ids:
+                _device_ids(fleet, monitor_ids, outcome.subject)
+
+        check(f"expected.{index}", subject)
+    if problems:
+        raise ConfigFileError(
+            f"{source}: {len(problems)} problem(s) in the scenario\n  " + "\n  ".join(problems)
+        )
+    energy = EnergyModel(fleet, adjustment=adjustments)
+    end = config.start + timedelta(days=config.days)
+    plan = SimulationPlan(energy, config.start, end, faults=faults, voc_monitors=monitors)
+    return Scenario(config, fleet, plan)
+
+
+def _product_above_limit(
+    fleet: Fleet, s: ProductEnergyAboveLimit, adjustments: _Adjustments
+) -> None:
+    enterprise = fleet.enterprise(s.enterprise)
+    product = enterprise.profile.product(s.product)
+    limits = [limit.value for limit in product.applicable_limits() if limit.unit == "kgce/t"]
+    reaches = product.unit_energy_kgce_per_unit * s.factor
+    if limits and reaches <= min(limits):
+        raise ValueError(
+            f"factor {s.factor} takes {product.code} to {reaches:.0f} kgce/t, not above its "
+            f"lowest limit {min(limits):.0f}: raise the factor"
+        )
+    adjustments.add(s.enterprise, s.start, s.end, s.factor)
+
+
+def _heavy_pollution(fleet: Fleet, s: HeavyPollutionAlert, adjustments: _Adjustments) -> None:
+    units = [e for e in fleet.enterprises if e.city.code == s.city]
+    if not units:
+        raise KeyError(f"no enterprise of the fleet is in city {s.city!r}")
+    for ref in s.ignored_by:
+        if fleet.enterprise(ref).city.code != s.city:
+            raise ValueError(f"{ref} is not in {s.city}")
+    effective = s.start + timedelta(hours=s.lead_hours)
+    for unit in units:
+        if unit.id not in s.ignored_by:
+            adjustments.add(unit.id, effective, s.end, 1 - HEAVY_POLLUTION_CUTS[s.level] - 0.05)
+
+
+def _monitor(
+    fleet: Fleet, spec: VocMonitorSpec, seed: int, episodes: list[ExceedanceEpisode]
+) -> VocMonitorProfile:
+    enterprise = fleet.enterprise(spec.enterprise)
+    standard, limits = _LIMIT_PRESETS[spec.limits]
+    baseline = {NMHC: spec.nmhc_baseline_mg_m3, METHANE: 1.6}
+    baseline.update(dict(zip(AROMATICS, (0.04, 0.15, 0.05, 0.12), strict=True)))
+    return VocMonitorProfile(
+        monitor_id=spec.id,
+        enterprise_code=enterprise.code,
+        password=_password(seed, spec.id),
+        standard=standard,
+        limits=limits,
+        baseline_mg_m3=baseline,
+        flow_m3_s=spec.flow_m3_s,
+        exceedance_probability_per_day=spec.exceedance_probability_per_day,
+        exceedance_episodes=tuple(episodes),
+    )
+
+
+def load_scenario(path: Path) -> Scenario:
+    """Read, validate and resolve a scenario file; ``ConfigFileError`` lists every problem."""
+    config = load_model_file(ScenarioConfig, path, "scenario")
+    fleet_path = (path.parent / config.fleet).resolve()
+    fleet_config = load_model_file(FleetConfig, fleet_path, "fleet file")
+    return build_scenario(config, fleet_config, str(path))
