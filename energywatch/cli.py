@@ -7,7 +7,6 @@ composition root; nothing connects at import time.
 import asyncio
 import logging
 import signal
-from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
@@ -15,11 +14,13 @@ from prometheus_client import CollectorRegistry
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from energywatch import simulation_commands
 from energywatch.settings import Settings
 
 app = typer.Typer(
     help="EnergyWatch: online energy and VOC monitoring for key energy-using units.",
     no_args_is_help=True,
+    rich_markup_mode="markdown",
     pretty_exceptions_show_locals=False,  # locals may hold secrets
 )
 topics_app = typer.Typer(help="Kafka topics.", no_args_is_help=True)
@@ -102,45 +103,8 @@ def notifier(loglevel: str = "info") -> None:
     asyncio.run(main())
 
 
-def _start_of_interval(at: datetime) -> datetime:
-    return at.replace(minute=at.minute - at.minute % 15, second=0, microsecond=0)
-
-
-@app.command()
-def simulate(
-    units: Annotated[int, typer.Option(min=1, help="How many key units, one meter each")] = 20,
-    intervals: Annotated[int, typer.Option(min=1, help="15-minute intervals per meter")] = 96,
-    seed: Annotated[int, typer.Option(help="Same seed, same readings")] = 1,
-    start: Annotated[
-        datetime | None,
-        typer.Option(help="First interval (UTC); default: `intervals` before now"),
-    ] = None,
-    overload_probability: Annotated[float, typer.Option(min=0, max=1)] = 0.01,
-) -> None:
-    """Produce simulated electricity readings to the readings topic."""
-    from simulators.electricity import INTERVAL, electricity_readings, simulated_fleet
-    from simulators.kafka_runner import produce_readings
-
-    settings = Settings.load()
-    first = (
-        start.replace(tzinfo=UTC)
-        if start is not None and start.tzinfo is None
-        else start or _start_of_interval(datetime.now(UTC)) - intervals * INTERVAL
-    )
-    fleet = simulated_fleet(units, seed)
-    total = units * intervals
-    with _progress() as progress:
-        task = progress.add_task("producing readings", total=total)
-        sent = produce_readings(
-            settings.kafka_bootstrap,
-            settings.readings_topic,
-            electricity_readings(fleet, first, intervals, seed, overload_probability),
-            on_sent=lambda n: progress.update(task, completed=n),
-        )
-    console.print(
-        f"produced {sent} readings for {units} meters from {first.isoformat()} "
-        f"to {(first + intervals * INTERVAL).isoformat()} on {settings.readings_topic}"
-    )
+app.command()(simulation_commands.simulate)
+app.command()(simulation_commands.replay)
 
 
 def _progress() -> Progress:

@@ -15,6 +15,8 @@ def topic_layout(settings: Settings) -> dict[str, int]:
         settings.readings_topic: settings.topic_partitions,
         settings.alerts_topic: settings.topic_partitions,
         settings.dead_letter_topic: 1,
+        settings.production_topic: settings.topic_partitions,
+        settings.voc_topic: settings.topic_partitions,
     }
 
 

@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     readings_topic: str = "energywatch.readings.v1"
     alerts_topic: str = "energywatch.alerts.v1"
     dead_letter_topic: str = "energywatch.dead-letters.v1"
+    production_topic: str = "energywatch.production.v1"
+    voc_topic: str = "energywatch.voc.v1"
     topic_partitions: int = Field(default=3, ge=1)
 
     # Stream worker
