@@ -1,0 +1,66 @@
+"""HJ 212: the protocol of China's pollution-source online monitors (pure, no IO).
+
+HJ 212-2017 ("污染物在线监控（监测）系统数据传输标准") is the edition data loggers speak; the
+2025 edition, in force since 2026-01-01, keeps the frame, moves the version in ``Flag`` and adds
+commands. ``Flag`` is a byte: bit 0 asks for a data reply (``FLAG_ACK_WANTED``), bit 1 marks a
+split packet that carries PNUM/PNO (``FLAG_SPLIT_PACKET``), and bits 2+ hold the version, so a
+2017 packet has Flag 4–7 (``FLAG_VERSION_2017``) and a 2025 packet Flag 8–11
+(``FLAG_VERSION_2025``). 2005-style packets carry no QN and no Flag.
+
+This package encodes; decoding, which has to accept what real loggers send, comes later.
+"""
+
+from ingest.hj212.crc import crc16_hj212, crc16_modbus, crc_hex, swap_crc_bytes
+from ingest.hj212.encode import (
+    CHINA_STANDARD_TIME,
+    MAX_DATA_SEGMENT_BYTES,
+    data_segment,
+    data_time_cst,
+    encode_packet,
+    qn_for,
+)
+from ingest.hj212.packet import (
+    CN_DAILY_DATA,
+    CN_HOURLY_DATA,
+    CN_MINUTE_DATA,
+    CN_REALTIME_DATA,
+    FLAG_ACK_WANTED,
+    FLAG_SPLIT_PACKET,
+    FLAG_VERSION_2017,
+    FLAG_VERSION_2025,
+    ST_AIR_SOURCE,
+    ST_SYSTEM_REPLY,
+    ST_VOCS,
+    ST_WATER_SOURCE,
+    CpSegment,
+    Packet,
+    format_number,
+)
+
+__all__ = [
+    "CHINA_STANDARD_TIME",
+    "CN_DAILY_DATA",
+    "CN_HOURLY_DATA",
+    "CN_MINUTE_DATA",
+    "CN_REALTIME_DATA",
+    "FLAG_ACK_WANTED",
+    "FLAG_SPLIT_PACKET",
+    "FLAG_VERSION_2017",
+    "FLAG_VERSION_2025",
+    "MAX_DATA_SEGMENT_BYTES",
+    "ST_AIR_SOURCE",
+    "ST_SYSTEM_REPLY",
+    "ST_VOCS",
+    "ST_WATER_SOURCE",
+    "CpSegment",
+    "Packet",
+    "crc16_hj212",
+    "crc16_modbus",
+    "crc_hex",
+    "data_segment",
+    "data_time_cst",
+    "encode_packet",
+    "format_number",
+    "qn_for",
+    "swap_crc_bytes",
+]
