@@ -12,7 +12,6 @@ from typing import Annotated
 import typer
 from prometheus_client import CollectorRegistry
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from energywatch import simulation_commands
 from energywatch.settings import Settings
@@ -25,6 +24,10 @@ app = typer.Typer(
 )
 topics_app = typer.Typer(help="Kafka topics.", no_args_is_help=True)
 app.add_typer(topics_app, name="topics")
+bench_app = typer.Typer(
+    help="Benchmarks (not tests): JSON results in benchmarks/results/.", no_args_is_help=True
+)
+app.add_typer(bench_app, name="bench")
 
 console = Console(stderr=True)
 
@@ -107,16 +110,6 @@ app.command()(simulation_commands.simulate)
 app.command()(simulation_commands.replay)
 
 
-def _progress() -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-    )
-
-
 @app.command()
 def run(
     units: Annotated[int, typer.Option(min=1)] = 20,
@@ -132,6 +125,38 @@ def run(
         units=units, intervals=intervals, seed=seed, timeout_seconds=timeout, console=console
     )
     raise typer.Exit(job.run())
+
+
+@bench_app.command("simulate")
+def bench_simulate(
+    units: Annotated[int, typer.Option(min=1, help="Key units in the generated fleet")] = 500,
+    days: Annotated[float, typer.Option(min=0.01, help="Days of 15-minute readings")] = 2.0,
+    kafka: Annotated[bool, typer.Option(help="Also replay into the local Kafka")] = True,
+) -> None:
+    """Generation speed to a file (one core) and replay speed into Kafka."""
+    import uuid
+
+    from benchmarks.results_file import write_results
+    from benchmarks.simulation import run as run_benchmark
+
+    settings = None
+    if kafka:
+        run_id = uuid.uuid4().hex[:8]
+        settings = Settings.load().model_copy(
+            update={
+                "readings_topic": f"ew-bench-{run_id}.readings",
+                "production_topic": f"ew-bench-{run_id}.production",
+                "voc_topic": f"ew-bench-{run_id}.voc",
+                "alerts_topic": f"ew-bench-{run_id}.alerts",
+                "dead_letter_topic": f"ew-bench-{run_id}.dead-letters",
+            }
+        )
+    with console.status("benchmarking") as status:
+        results = run_benchmark(units, days, settings, lambda m: status.update(m))
+    path = write_results("simulate", results)
+    for name, value in results.items():
+        console.print(f"{name}: {value}")
+    console.print(f"results: {path}")
 
 
 def main() -> None:

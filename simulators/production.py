@@ -185,14 +185,20 @@ class ProductionModel:
     def _year_mean(self, year: int, outages: Sequence[Outage]) -> float:
         first = date(year, 1, 1).toordinal() - _EPOCH_ORDINAL
         last = date(year, 12, 31).toordinal() - _EPOCH_ORDINAL
+        spans = [(o.start.timestamp(), o.end.timestamp(), o) for o in outages]
         total = 0.0
         for day in range(first, last + 1):
-            day_start = datetime.fromtimestamp(day * _DAY_SECONDS - _CST_OFFSET_SECONDS, UTC)
-            day_end = day_start + timedelta(days=1)
-            touching = [o for o in outages if o.start < day_end and o.end > day_start]
+            start_ts = day * _DAY_SECONDS - _CST_OFFSET_SECONDS
+            end_ts = start_ts + _DAY_SECONDS
+            touching = [o for s, e, o in spans if s < end_ts and e > start_ts]
             if not touching:
                 total += self._day_sum(day)
                 continue
+            if any(s <= start_ts and end_ts <= e for s, e, _o in spans):
+                # a whole day inside an outage: every quarter at the outage level
+                total += self._day_sum(day) * self._outage_level
+                continue
+            day_start = datetime.fromtimestamp(start_ts, UTC)
             for quarter in range(QUARTERS_PER_DAY):
                 at = day_start + timedelta(seconds=quarter * _QUARTER_SECONDS)
                 total += self.level(at, touching)

@@ -27,9 +27,15 @@ def _timestamp(at: datetime) -> str:
     return text + "Z"
 
 
-@lru_cache(maxsize=16)
 def _suffix(energy_type: EnergyType) -> str:
     return READING_MODELS[energy_type].physical_unit.lower()
+
+
+# The constant middle of each energy type's JSON, built once, e.g. '"energy_type":"coke",...'
+_TYPE_PARTS: dict[EnergyType, tuple[str, str]] = {
+    t: (f'"energy_type":"{t.value}","consumption_{_suffix(t)}":', f',"counter_{_suffix(t)}":')
+    for t in EnergyType
+}
 
 
 def _number(value: float | None) -> str | None:
@@ -44,17 +50,27 @@ def _number(value: float | None) -> str | None:
 
 def encode_sample(sample: MeterSample, source: str = "simulator") -> bytes:
     """The JSON reading for a sample, byte-identical to the contract's encoder."""
-    consumption = _number(sample.consumption)
-    counter = _number(sample.counter)
+    value = sample.consumption
+    # the common case inline: a float in the range where repr matches the model's JSON
+    consumption = (
+        repr(value)
+        if value.__class__ is float and _SAFE_MIN <= value < _SAFE_MAX
+        else _number(value)
+    )
+    value = sample.counter
+    counter = (
+        repr(value)
+        if value.__class__ is float and _SAFE_MIN <= value < _SAFE_MAX
+        else _number(value)
+    )
     if consumption is None or counter is None:
         return encode_reading(to_reading(sample, source))
-    suffix = _suffix(sample.energy_type)
+    type_part, counter_part = _TYPE_PARTS[sample.energy_type]
     return (
         f'{{"schema_version":1,"enterprise_code":"{sample.enterprise_code}",'
         f'"meter_id":"{sample.meter_id}","period_start":"{_timestamp(sample.period_start)}",'
         f'"interval_seconds":{sample.interval_seconds},"source":"{source}",'
-        f'"energy_type":"{sample.energy_type.value}",'
-        f'"consumption_{suffix}":{consumption},"counter_{suffix}":{counter}}}'
+        f"{type_part}{consumption}{counter_part}{counter}}}"
     ).encode()
 
 

@@ -20,6 +20,7 @@ import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import IO
 
@@ -30,15 +31,18 @@ _LINE = re.compile(
 )
 
 
+@lru_cache(maxsize=8192)
 def _timestamp(at: datetime) -> str:
     text = at.astimezone(UTC).isoformat()
     return text.removesuffix("+00:00") + "Z"
 
 
+_CHANNEL_PARTS = {c: f'","channel":"{c.value}","key":"' for c in Channel}
+
+
 def encode_line(record: SimRecord) -> bytes:
     head = (
-        f'{{"emit_at":"{_timestamp(record.emit_at)}","channel":"{record.channel.value}",'
-        f'"key":"{record.key}",'
+        f'{{"emit_at":"{_timestamp(record.emit_at)}{_CHANNEL_PARTS[record.channel]}{record.key}",'
     ).encode()
     if record.malformed:
         return head + b'"payload_b64":"' + base64.b64encode(record.payload) + b'"}\n'

@@ -9,13 +9,13 @@ records released in the order devices would send them.
 Pure apart from what it is given: no wall clock, no IO. The same plan gives the same records.
 """
 
+import heapq
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from contracts.production import encode_production_report
-from contracts.readings import EnergyType
 from contracts.voc import VocSample, encode_voc_sample
 from simulators.emission import EmissionQueue
 from simulators.energy import EnergyModel
@@ -29,6 +29,10 @@ from simulators.voc import VocMonitorProfile, voc_samples
 #: How long after a period's end the enterprise's system uploads the day or month report.
 REPORT_DELAY = timedelta(hours=1)
 _FOREVER_MINUTES = 60 * 24 * 366 * 20
+
+
+def _emit_time(record: SimRecord) -> datetime:
+    return record.emit_at
 
 
 def _upload_offset(device_id: str) -> timedelta:
@@ -68,51 +72,52 @@ class Simulation:
         queue = EmissionQueue()
         injector = self.injector
         faulty = injector.targets()
-        offsets: dict[str, timedelta] = {}
-        by_code = {e.code: e for e in energy.fleet.enterprises}
+        fleet = energy.fleet
+        offsets = {
+            m.meter_id: _upload_offset(m.meter_id) for e in fleet.enterprises for m in e.meters
+        }
+        by_code = {e.code: e for e in fleet.enterprises}
         day_tce = dict.fromkeys(by_code, 0.0)
         month_tce = dict.fromkeys(by_code, 0.0)
-        kgce: dict[tuple[str, int], float] = {}
         voc = [self._voc_stream(monitor) for monitor in plan.voc_monitors]
         pending_voc: list[VocSample | None] = [next(stream, None) for stream in voc]
+        readings = Channel.READINGS
+        push = queue.push
+        by_emit = _emit_time
+        # Records sent on time go straight to ``on_time`` (one interval's worth, sorted once);
+        # only delayed, duplicated, report and VOC records pass through the queue's heap.
+        on_time: list[SimRecord] = []
         at = plan.start
-        for samples in energy.interval_samples(plan.start):
+        for units in energy.unit_intervals(plan.start):
             if plan.end is not None and at >= plan.end:
                 break
             interval_end = at + interval
-            for sample in samples:
-                meter_id = sample.meter_id
-                offset = offsets.get(meter_id)
-                if offset is None:
-                    offset = offsets[meter_id] = _upload_offset(meter_id)
-                if sample.energy_type is not EnergyType.WATER and sample.consumption:
-                    key = (meter_id, at.year)
-                    factor = kgce.get(key)
-                    if factor is None:
-                        factor = kgce[key] = energy.factors.kgce_per_unit(
-                            sample.energy_type, at.date()
-                        )[0]
-                    baseline = sample.consumption / energy.adjustment(
-                        by_code[sample.enterprise_code].id, at
-                    )
-                    day_tce[sample.enterprise_code] += baseline * factor / 1000
-                if meter_id in faulty:
-                    bent = injector.apply_value_faults(sample)
-                    record = SimRecord(
-                        interval_end + offset, Channel.READINGS, meter_id, encode_sample(bent)
-                    )
-                    queue.push(injector.apply_delivery_faults(record, at))
-                else:
-                    queue.push(
-                        (
+            due_on_time = on_time
+            on_time = []
+            keep = on_time.append
+            for samples, baseline_tce in units:
+                day_tce[samples[0].enterprise_code] += baseline_tce
+                for sample in samples:
+                    meter_id = sample.meter_id
+                    if meter_id in faulty:
+                        bent = injector.apply_value_faults(sample)
+                        record = SimRecord(
+                            interval_end + offsets[meter_id],
+                            readings,
+                            meter_id,
+                            encode_sample(bent),
+                        )
+                        push(injector.apply_delivery_faults(record, at))
+                    else:
+                        keep(
                             SimRecord(
-                                interval_end + offset,
-                                Channel.READINGS,
+                                interval_end + offsets[meter_id],
+                                readings,
                                 meter_id,
                                 encode_sample(sample),
-                            ),
+                            )
                         )
-                    )
+            on_time.sort(key=by_emit)
             for index, stream in enumerate(voc):
                 minute = pending_voc[index]
                 while minute is not None and minute.data_time < interval_end:
@@ -121,10 +126,14 @@ class Simulation:
                 pending_voc[index] = minute
             if plan.production_reports:
                 self._reports(queue, by_code, day_tce, month_tce, interval_end)
-            for record in queue.release_until(interval_end):
+            # last interval's on-time records are all due by now (uploads take < 1 interval)
+            queued = list(queue.release_until(interval_end))
+            released = heapq.merge(due_on_time, queued, key=by_emit) if queued else due_on_time
+            for record in released:
                 self.counts[record.channel] += 1
                 yield record
             at = interval_end
+        queue.push(on_time)
         for record in queue.drain():
             self.counts[record.channel] += 1
             yield record
