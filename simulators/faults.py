@@ -17,7 +17,7 @@ by (seed, fault index): the same seed gives the same faults.
 
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Self
@@ -176,7 +176,7 @@ class FaultInjector:
             elif spec.type is FaultType.CLOCK_DRIFT:
                 days = (sample.period_start - (spec.start or sample.period_start)).total_seconds()
                 shift = timedelta(seconds=spec.drift_seconds_per_day * days / 86_400)
-                reported = replace(reported, period_start=reported.period_start + shift)
+                reported = reported._replace(period_start=reported.period_start + shift)
                 self._log(spec, sample.period_start)
         if reported.counter is not None and (state.counter_offset or state.modulus):
             counter = reported.counter + state.counter_offset
@@ -218,17 +218,17 @@ class FaultInjector:
                 return []
             if spec.type is FaultType.DUPLICATE:
                 later = record.emit_at + timedelta(seconds=spec.delay_seconds)
-                out.append(replace(record, emit_at=later))
+                out.append(record._replace(emit_at=later))
             elif spec.type is FaultType.LATE:
-                out[0] = replace(
-                    out[0], emit_at=out[0].emit_at + timedelta(seconds=spec.delay_seconds)
+                out[0] = out[0]._replace(
+                    emit_at=out[0].emit_at + timedelta(seconds=spec.delay_seconds)
                 )
             elif spec.type is FaultType.OUT_OF_ORDER:
                 jitter = self._rngs[index].uniform(0, spec.max_jitter_seconds)
-                out[0] = replace(out[0], emit_at=out[0].emit_at + timedelta(seconds=jitter))
+                out[0] = out[0]._replace(emit_at=out[0].emit_at + timedelta(seconds=jitter))
             elif spec.type is FaultType.MALFORMED:
                 out = [
-                    replace(r, payload=_corrupt(r.payload, self._rngs[index]), malformed=True)
+                    r._replace(payload=_corrupt(r.payload, self._rngs[index]), malformed=True)
                     for r in out
                 ]
         return out

@@ -50,27 +50,26 @@ def _number(value: float | None) -> str | None:
 
 def encode_sample(sample: MeterSample, source: str = "simulator") -> bytes:
     """The JSON reading for a sample, byte-identical to the contract's encoder."""
-    value = sample.consumption
-    # the common case inline: a float in the range where repr matches the model's JSON
-    consumption = (
-        repr(value)
-        if value.__class__ is float and _SAFE_MIN <= value < _SAFE_MAX
-        else _number(value)
-    )
-    value = sample.counter
-    counter = (
-        repr(value)
-        if value.__class__ is float and _SAFE_MIN <= value < _SAFE_MAX
-        else _number(value)
-    )
-    if consumption is None or counter is None:
-        return encode_reading(to_reading(sample, source))
-    type_part, counter_part = _TYPE_PARTS[sample.energy_type]
+    code, meter_id, energy_type, period_start, interval_seconds, consumption, counter = sample
+    # the common case inline: floats in the range where repr matches the model's JSON
+    if (
+        consumption.__class__ is float
+        and _SAFE_MIN <= consumption < _SAFE_MAX
+        and counter.__class__ is float
+        and _SAFE_MIN <= counter < _SAFE_MAX
+    ):
+        consumption_text: str | None = repr(consumption)
+        counter_text: str | None = repr(counter)
+    else:
+        consumption_text = _number(consumption)
+        counter_text = _number(counter)
+        if consumption_text is None or counter_text is None:
+            return encode_reading(to_reading(sample, source))
+    type_part, counter_part = _TYPE_PARTS[energy_type]
     return (
-        f'{{"schema_version":1,"enterprise_code":"{sample.enterprise_code}",'
-        f'"meter_id":"{sample.meter_id}","period_start":"{_timestamp(sample.period_start)}",'
-        f'"interval_seconds":{sample.interval_seconds},"source":"{source}",'
-        f"{type_part}{consumption}{counter_part}{counter}}}"
+        f'{{"schema_version":1,"enterprise_code":"{code}","meter_id":"{meter_id}",'
+        f'"period_start":"{_timestamp(period_start)}","interval_seconds":{interval_seconds},'
+        f'"source":"{source}",{type_part}{consumption_text}{counter_part}{counter_text}}}'
     ).encode()
 
 

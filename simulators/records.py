@@ -1,14 +1,15 @@
 """What simulators produce: samples (values, before encoding) and records (bytes, ready to send).
 
-A ``MeterSample`` is one meter's value for one interval, cheap to create by the million and
-easy for fault injection to bend. A ``SimRecord`` is what a device would send and when:
+A ``MeterSample`` is one meter's value for one interval, cheap to create by the million (a
+named tuple: immutable, and several times cheaper to build than a frozen dataclass) and easy
+for fault injection to bend. A ``SimRecord`` is what a device would send and when:
 ``emit_at`` is the wall-clock instant of sending (after delays and faults), the payload is the
 wire form. Sinks (Kafka, files, gateways) only ever see records.
 """
 
-from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
+from typing import NamedTuple
 
 from contracts.readings import EnergyType
 
@@ -21,8 +22,7 @@ class Channel(StrEnum):
     VOC = "voc"
 
 
-@dataclass(frozen=True, slots=True)
-class MeterSample:
+class MeterSample(NamedTuple):
     enterprise_code: str
     meter_id: str
     energy_type: EnergyType
@@ -32,11 +32,10 @@ class MeterSample:
     counter: float | None
 
     def with_values(self, consumption: float | None, counter: float | None) -> "MeterSample":
-        return replace(self, consumption=consumption, counter=counter)
+        return self._replace(consumption=consumption, counter=counter)
 
 
-@dataclass(frozen=True, slots=True)
-class SimRecord:
+class SimRecord(NamedTuple):
     """``malformed`` marks payloads a fault corrupted on purpose (they are not JSON)."""
 
     emit_at: datetime

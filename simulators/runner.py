@@ -14,6 +14,7 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import cast
 
 from contracts.production import encode_production_report
 from contracts.voc import VocSample, encode_voc_sample
@@ -84,8 +85,13 @@ class Simulation:
         readings = Channel.READINGS
         push = queue.push
         by_emit = _emit_time
-        # Records sent on time go straight to ``on_time`` (one interval's worth, sorted once);
-        # only delayed, duplicated, report and VOC records pass through the queue's heap.
+        # Records sent on time skip the queue's heap: each meter has a fixed slot in emission
+        # order (by upload offset, ties in fleet order), so an interval's records need no sort.
+        # Only delayed, duplicated, report and VOC records pass through the heap.
+        meter_ids = [m.meter_id for e in fleet.enterprises for m in e.meters]
+        order = sorted(range(len(meter_ids)), key=lambda i: (offsets[meter_ids[i]], i))
+        slot = {meter_ids[i]: position for position, i in enumerate(order)}
+        empty: list[SimRecord | None] = [None] * len(meter_ids)
         on_time: list[SimRecord] = []
         at = plan.start
         for units in energy.unit_intervals(plan.start):
@@ -93,8 +99,7 @@ class Simulation:
                 break
             interval_end = at + interval
             due_on_time = on_time
-            on_time = []
-            keep = on_time.append
+            slots = empty.copy()
             for samples, baseline_tce in units:
                 day_tce[samples[0].enterprise_code] += baseline_tce
                 for sample in samples:
@@ -109,15 +114,16 @@ class Simulation:
                         )
                         push(injector.apply_delivery_faults(record, at))
                     else:
-                        keep(
-                            SimRecord(
-                                interval_end + offsets[meter_id],
-                                readings,
-                                meter_id,
-                                encode_sample(sample),
-                            )
+                        slots[slot[meter_id]] = SimRecord(
+                            interval_end + offsets[meter_id],
+                            readings,
+                            meter_id,
+                            encode_sample(sample),
                         )
-            on_time.sort(key=by_emit)
+            # every slot is filled unless a meter has faults (its records went to the heap)
+            on_time = (
+                [r for r in slots if r is not None] if faulty else cast(list[SimRecord], slots)
+            )
             for index, stream in enumerate(voc):
                 minute = pending_voc[index]
                 while minute is not None and minute.data_time < interval_end:
@@ -128,10 +134,13 @@ class Simulation:
                 self._reports(queue, by_code, day_tce, month_tce, interval_end)
             # last interval's on-time records are all due by now (uploads take < 1 interval)
             queued = list(queue.release_until(interval_end))
-            released = heapq.merge(due_on_time, queued, key=by_emit) if queued else due_on_time
-            for record in released:
-                self.counts[record.channel] += 1
-                yield record
+            if queued:
+                for record in queued:
+                    self.counts[record.channel] += 1
+                yield from heapq.merge(due_on_time, queued, key=by_emit)
+            else:
+                yield from due_on_time
+            self.counts[readings] += len(due_on_time)
             at = interval_end
         queue.push(on_time)
         for record in queue.drain():
