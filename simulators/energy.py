@@ -101,6 +101,9 @@ class EnergyModel:
         # configured one): as plausible as a Gaussian here, and three times cheaper to draw
         spreads = [_NOISE.get(m.energy_type, _DEFAULT_NOISE) * _TRIANGULAR_SCALE for m in meters]
         draws = [rng.random for rng in rngs]
+        identities = [(m.meter_id, m.energy_type, m.counter_only) for m in meters]
+        code = enterprise.code
+        new_sample = tuple.__new__
         model = production_model(enterprise.profile, self.calendar)
         interval = self.interval
         interval_seconds = int(interval.total_seconds())
@@ -132,7 +135,7 @@ class EnergyModel:
             adjustment = self.adjustment(enterprise.id, at) if adjusted else 1.0
             samples = []
             baseline_tce = 0.0
-            for index, meter in enumerate(meters):
+            for index, (meter_id, energy_type, counter_only) in enumerate(identities):
                 draw = draws[index]
                 noise = 1.0 + (draw() + draw() - 1.0) * spreads[index]
                 base = expected[index] * level * noise
@@ -141,15 +144,20 @@ class EnergyModel:
                 counter = counters[index]
                 if counter is not None:
                     counter = counters[index] = round(counter + consumption, 3)
+                # tuple.__new__ skips the named tuple's Python-level constructor: this line
+                # runs for every reading
                 samples.append(
-                    MeterSample(
-                        enterprise.code,
-                        meter.meter_id,
-                        meter.energy_type,
-                        at,
-                        interval_seconds,
-                        None if meter.counter_only else consumption,
-                        counter,
+                    new_sample(
+                        MeterSample,
+                        (
+                            code,
+                            meter_id,
+                            energy_type,
+                            at,
+                            interval_seconds,
+                            None if counter_only else consumption,
+                            counter,
+                        ),
                     )
                 )
             yield samples, baseline_tce

@@ -90,8 +90,15 @@ class Simulation:
         # Only delayed, duplicated, report and VOC records pass through the heap.
         meter_ids = [m.meter_id for e in fleet.enterprises for m in e.meters]
         order = sorted(range(len(meter_ids)), key=lambda i: (offsets[meter_ids[i]], i))
-        slot = {meter_ids[i]: position for position, i in enumerate(order)}
+        distinct = sorted(set(offsets.values()))
+        # per meter: its slot in emission order and which of the few upload offsets it uses;
+        # the interval's emit times are then built once and shared (their hashes too)
+        place = {
+            meter_ids[i]: (position, distinct.index(offsets[meter_ids[i]]))
+            for position, i in enumerate(order)
+        }
         empty: list[SimRecord | None] = [None] * len(meter_ids)
+        new_record = tuple.__new__  # the named tuple's own constructor is Python-level: slower
         on_time: list[SimRecord] = []
         at = plan.start
         for units in energy.unit_intervals(plan.start):
@@ -100,6 +107,7 @@ class Simulation:
             interval_end = at + interval
             due_on_time = on_time
             slots = empty.copy()
+            emit_times = [interval_end + offset for offset in distinct]
             for samples, baseline_tce in units:
                 day_tce[samples[0].enterprise_code] += baseline_tce
                 for sample in samples:
@@ -114,11 +122,16 @@ class Simulation:
                         )
                         push(injector.apply_delivery_faults(record, at))
                     else:
-                        slots[slot[meter_id]] = SimRecord(
-                            interval_end + offsets[meter_id],
-                            readings,
-                            meter_id,
-                            encode_sample(sample),
+                        position, emit_index = place[meter_id]
+                        slots[position] = new_record(
+                            SimRecord,
+                            (
+                                emit_times[emit_index],
+                                readings,
+                                meter_id,
+                                encode_sample(sample),
+                                False,
+                            ),
                         )
             # every slot is filled unless a meter has faults (its records went to the heap)
             on_time = (
