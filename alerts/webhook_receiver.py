@@ -61,6 +61,17 @@ class WebhookReceiver:
                 self._arrived.wait(left)
         return True
 
+    def wait_for_ids(self, alert_ids: set[str], timeout: float) -> bool:
+        """Wait until every one of ``alert_ids`` has arrived."""
+        deadline = time.monotonic() + timeout
+        with self._arrived:
+            while not alert_ids <= self._seen:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._arrived.wait(left)
+        return True
+
     def _accept(self, body: bytes, headers: Any) -> int:
         if self._secret is not None:
             signature = headers.get(SIGNATURE_HEADER, "")

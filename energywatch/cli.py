@@ -114,13 +114,20 @@ app.command()(simulation_commands.replay)
 def run(
     units: Annotated[int, typer.Option(min=1)] = 20,
     days: Annotated[float, typer.Option(min=0.01, help="Days of 15-minute readings")] = 2.0,
-    seed: Annotated[int, typer.Option()] = 7,
+    seed: Annotated[
+        int | None, typer.Option(help="Same seed, same enterprises and readings (default: new)")
+    ] = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the pipeline")] = 180.0,
 ) -> None:
     """The main job: bring up the stack, run simulator + worker + notifier, report the result."""
+    import secrets
+
     from energywatch.main_job import MainJob
 
     intervals = max(1, round(days * 96))
+    if seed is None:
+        seed = secrets.randbelow(1_000_000)
+        console.print(f"seed {seed} (run again with --seed {seed} for the same data)")
     job = MainJob(
         units=units, intervals=intervals, seed=seed, timeout_seconds=timeout, console=console
     )
