@@ -19,10 +19,10 @@ from pydantic import (
     ConfigDict,
     Field,
     TypeAdapter,
-    ValidationError,
     model_validator,
 )
 
+from contracts.decoding import DecodeError, decode_json
 from contracts.identifiers import EnterpriseCode, MeterId, UtcDatetime
 
 READING_SCHEMA_VERSION: Final = 1
@@ -178,30 +178,13 @@ READING_MODELS: Final[dict[EnergyType, type[Reading]]] = {
 _reading_adapter: TypeAdapter[Reading] = TypeAdapter(MeterReading)
 
 
-class ReadingDecodeError(ValueError):
-    """A payload that is not a valid reading.
-
-    ``kind`` is one of a small fixed set (``not_json``, ``wrong_schema``, ``empty``) fit for a
-    metric label; ``reason`` says exactly what was wrong, for the sender and the dead letter.
-    """
-
-    def __init__(self, kind: str, reason: str) -> None:
-        super().__init__(reason)
-        self.kind = kind
-        self.reason = reason
+class ReadingDecodeError(DecodeError):
+    """A payload that is not a valid reading (``kind`` and ``reason`` as in ``DecodeError``)."""
 
 
 def decode_reading(raw: bytes) -> Reading:
     """Parse one JSON payload into a reading, or raise ``ReadingDecodeError`` with the reason."""
-    try:
-        return _reading_adapter.validate_json(raw)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "payload"
-        kind = "not_json" if first["type"] == "json_invalid" else "wrong_schema"
-        more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        what = "not JSON" if kind == "not_json" else "wrong schema"
-        raise ReadingDecodeError(kind, f"{what}: {where}: {first['msg']}{more}") from exc
+    return decode_json(_reading_adapter, raw, ReadingDecodeError)
 
 
 def encode_reading(reading: Reading) -> bytes:

@@ -21,10 +21,10 @@ from pydantic import (
     Field,
     StringConstraints,
     TypeAdapter,
-    ValidationError,
     model_validator,
 )
 
+from contracts.decoding import DecodeError, decode_json
 from contracts.identifiers import EnterpriseCode, UtcDatetime
 
 VOC_SCHEMA_VERSION: Final = 1
@@ -137,30 +137,13 @@ class VocSample(BaseModel):
 _sample_adapter: Final = TypeAdapter(VocSample)
 
 
-class VocDecodeError(ValueError):
-    """A payload that is not a valid VOC sample.
-
-    ``kind`` is one of a small fixed set (``not_json``, ``wrong_schema``) fit for a metric
-    label; ``reason`` says exactly what was wrong, for the sender and the dead letter.
-    """
-
-    def __init__(self, kind: str, reason: str) -> None:
-        super().__init__(reason)
-        self.kind = kind
-        self.reason = reason
+class VocDecodeError(DecodeError):
+    """A payload that is not a valid VOC sample (``kind`` and ``reason`` as in ``DecodeError``)."""
 
 
 def decode_voc_sample(raw: bytes) -> VocSample:
     """Parse one JSON payload into a VOC sample, or raise ``VocDecodeError`` with the reason."""
-    try:
-        return _sample_adapter.validate_json(raw)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "payload"
-        kind = "not_json" if first["type"] == "json_invalid" else "wrong_schema"
-        more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        what = "not JSON" if kind == "not_json" else "wrong schema"
-        raise VocDecodeError(kind, f"{what}: {where}: {first['msg']}{more}") from exc
+    return decode_json(_sample_adapter, raw, VocDecodeError)
 
 
 def encode_voc_sample(sample: VocSample) -> bytes:
