@@ -20,8 +20,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from energywatch.config_files import ConfigFileError
 from energywatch.settings import Settings
-from simulators.config_files import ConfigFileError
 from simulators.pacing import Speed, paced
 from simulators.records import Channel, SimRecord
 
@@ -152,7 +152,7 @@ def simulate(
             if seed is not None:
                 raise typer.BadParameter("a scenario fixes its seed; edit the scenario instead")
         else:
-            from simulators.config_files import load_model_file
+            from energywatch.config_files import load_model_file
 
             config = load_model_file(FleetConfig, fleet or DEFAULT_FLEET, "fleet file")
             if seed is not None:

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from contracts.identifiers import uscc_check_character
 from contracts.readings import EnergyType
-from simulators.config_files import ConfigFileError, load_model_file
+from energywatch.config_files import ConfigFileError, load_model_file
 from simulators.industries import IndustryCatalogue, IndustryProfile
 from simulators.regions import City, County, load_regions
 

@@ -5,7 +5,7 @@ from importlib import resources
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from simulators.config_files import load_model
+from energywatch.config_files import load_model
 
 
 class County(BaseModel):

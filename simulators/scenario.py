@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from contracts.identifiers import UtcDatetime
 from contracts.readings import EnergyType
-from simulators.config_files import ConfigFileError, load_model_file
+from energywatch.config_files import ConfigFileError, load_model_file
 from simulators.energy import EnergyModel
 from simulators.faults import FaultSpec, FaultType
 from simulators.fleet import Fleet, FleetConfig, build_fleet

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from contracts.readings import EnergyType, decode_reading
-from simulators.config_files import ConfigFileError, load_model
+from energywatch.config_files import ConfigFileError, load_model
 from simulators.energy import EnergyModel
 from simulators.faults import FaultType
 from simulators.fleet import FleetConfig, build_fleet
