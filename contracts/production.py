@@ -1,8 +1,9 @@
 """Production reports: what enterprises upload beside meter readings (DOMAIN.md §5).
 
-Daily output of each product with an energy limit (so product energy per tonne can be judged),
-and monthly output value. ``period_start`` is the China-local start of the day or month,
-stored in UTC like every instant in the contracts.
+Daily and monthly totals per energy type, output of each product with an energy limit (so
+product energy per tonne can be judged), monthly output value and value added.
+``period_start`` is the China-local start of the day or month, stored in UTC like every
+instant in the contracts.
 """
 
 from typing import Annotated, Final, Literal
@@ -10,6 +11,7 @@ from typing import Annotated, Final, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
 from contracts.identifiers import EnterpriseCode, UtcDatetime
+from contracts.readings import READING_MODELS, EnergyType
 
 PRODUCTION_SCHEMA_VERSION: Final = 1
 
@@ -48,13 +50,55 @@ class OutputValueReport(BaseModel):
     output_value_cny: float = Field(ge=0, allow_inf_nan=False)
 
 
-ProductionReport = Annotated[ProductOutputReport | OutputValueReport, Field(discriminator="kind")]
-_adapter: TypeAdapter[ProductOutputReport | OutputValueReport] = TypeAdapter(ProductionReport)
+class ValueAddedReport(BaseModel):
+    """Industrial value added over a month, in yuan (CNY): the denominator of intensity."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    schema_version: Literal[1] = PRODUCTION_SCHEMA_VERSION
+    kind: Literal["value_added"] = "value_added"
+    enterprise_code: EnterpriseCode
+    period: Literal["month"] = "month"
+    period_start: UtcDatetime
+    value_added_cny: float = Field(allow_inf_nan=False)
 
 
-def decode_production_report(raw: bytes) -> ProductOutputReport | OutputValueReport:
+class EnergyTotalReport(BaseModel):
+    """A unit's own daily or monthly figure for one energy type, in the contract's unit for it;
+    checked against the sum of its 15-minute readings (DOMAIN.md §5: within 5%)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    schema_version: Literal[1] = PRODUCTION_SCHEMA_VERSION
+    kind: Literal["energy_total"] = "energy_total"
+    enterprise_code: EnterpriseCode
+    energy_type: EnergyType
+    period: Literal["day", "month"]
+    period_start: UtcDatetime
+    consumption_kwh: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    consumption_m3: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    consumption_t: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    consumption_gj: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _the_energy_types_unit(self) -> "EnergyTotalReport":
+        expected = f"consumption_{READING_MODELS[self.energy_type].physical_unit.lower()}"
+        given = [name for name in _CONSUMPTION_FIELDS if getattr(self, name) is not None]
+        if given != [expected]:
+            raise ValueError(f"a {self.energy_type.value} total has exactly {expected}")
+        return self
+
+
+_CONSUMPTION_FIELDS = ("consumption_kwh", "consumption_m3", "consumption_t", "consumption_gj")
+
+AnyProductionReport = ProductOutputReport | OutputValueReport | ValueAddedReport | EnergyTotalReport
+ProductionReport = Annotated[AnyProductionReport, Field(discriminator="kind")]
+_adapter: TypeAdapter[AnyProductionReport] = TypeAdapter(ProductionReport)
+
+
+def decode_production_report(raw: bytes) -> AnyProductionReport:
     return _adapter.validate_json(raw)
 
 
-def encode_production_report(report: ProductOutputReport | OutputValueReport) -> bytes:
+def encode_production_report(report: AnyProductionReport) -> bytes:
     return report.model_dump_json().encode()

@@ -58,6 +58,12 @@ class Settings(BaseSettings):
     webhook_timeout_seconds: float = Field(default=5.0, gt=0)
     webhook_max_attempts: int = Field(default=5, ge=1)
 
+    # HTTPS ingest: loopback unless configured; TLS when both files are given
+    http_host: str = "127.0.0.1"
+    http_port: int = 38443
+    http_tls_cert: Path | None = None
+    http_tls_key: Path | None = None
+
     # Metrics endpoints: loopback unless configured
     metrics_host: str = "127.0.0.1"
     worker_metrics_port: int = 39101

@@ -11,7 +11,6 @@ Targets are written the way people think of them: an enterprise by its fleet id
 monitor by its id. ``load_scenario`` resolves them and reports every unknown one.
 """
 
-import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -24,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from contracts.identifiers import UtcDatetime
 from contracts.readings import EnergyType
 from energywatch.config_files import ConfigFileError, load_model_file
+from simulators.credentials import simulated_device_password
 from simulators.energy import EnergyModel
 from simulators.faults import FaultSpec, FaultType
 from simulators.fleet import Fleet, FleetConfig, build_fleet
@@ -203,11 +203,6 @@ def _device_ids(fleet: Fleet, monitors: Sequence[str], ref: str) -> list[str]:
     return [m.meter_id for m in fleet.enterprise(ref).meters]
 
 
-def _password(seed: int, monitor: str) -> SecretStr:
-    """A simulated device's password: derived, not stored anywhere."""
-    return SecretStr(hashlib.sha256(f"{seed}:{monitor}".encode()).hexdigest()[:12])
-
-
 def build_scenario(config: ScenarioConfig, fleet_config: FleetConfig, source: str) -> Scenario:
     if config.seed is not None:
         fleet_config = fleet_config.model_copy(update={"seed": config.seed})
@@ -326,7 +321,7 @@ def _monitor(
     return VocMonitorProfile(
         monitor_id=spec.id,
         enterprise_code=enterprise.code,
-        password=_password(seed, spec.id),
+        password=SecretStr(simulated_device_password(seed, spec.id)),
         standard=standard,
         limits=limits,
         baseline_mg_m3=baseline,

@@ -1,0 +1,218 @@
+"""The HTTPS ingest API for enterprises' on-site energy systems (OpenAPI at ``/docs``).
+
+    POST /v1/readings   15-minute (or 30/60-minute) readings, counters or both
+    POST /v1/reports    daily and monthly energy totals, product output, output value, value added
+    GET  /v1/health
+
+Each request is one batch from one enterprise, authenticated by its token
+(``Authorization: Bearer <credit code>.<secret>``); it may write only that enterprise's meters.
+Every item gets its own answer: accepted, or rejected with the reason. Accepted items are in
+Kafka (acknowledged) before the response is sent; rejected ones go to the dead-letter topic.
+A batch re-sent with the same ``Idempotency-Key`` is answered again without publishing twice.
+"""
+
+import json
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import Depends, FastAPI, Header, HTTPException, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, Field
+
+from contracts.production import encode_production_report
+from contracts.readings import encode_reading
+from energywatch.settings import Settings
+from ingest.idempotency import IdempotencyCache
+from ingest.metrics import IngestMetrics
+from ingest.publisher import KafkaPublisher, Message
+from ingest.report_validation import check_report
+from ingest.validation import Accepted, Rejection, check_reading
+from plans.register import EnterpriseEntry, Register
+
+CHANNEL = "http"
+MAX_ITEMS = 10_000
+
+
+class ReadingItem(BaseModel):
+    """One reading as on-site systems send it (documentation; items are checked one by one so
+    a bad item is refused on its own instead of failing the batch)."""
+
+    meter_id: str = Field(examples=["91140882MA0XXXXXX0-EL01"])
+    period_start: datetime = Field(description="interval start, ISO 8601; no offset = +08:00")
+    interval_seconds: Literal[300, 900, 1800, 3600, 86400] = 900
+    unit: str = Field(examples=["kWh", "MWh", "m3", "t", "kg", "GJ"])
+    value: float | None = Field(default=None, ge=0, description="consumption in the interval")
+    counter: float | None = Field(default=None, ge=0, description="cumulative register at its end")
+
+
+class ReportItem(BaseModel):
+    """One daily or monthly figure (documentation, as for ``ReadingItem``)."""
+
+    kind: Literal["energy_total", "product_output", "output_value", "value_added"]
+    period: Literal["day", "month"] = "month"
+    period_start: datetime
+    energy_type: str | None = Field(default=None, description="energy_total only")
+    product_code: str | None = Field(default=None, description="product_output only")
+    value: float
+    unit: str = Field(examples=["MWh", "t", "CNY", "10^4 CNY"])
+
+
+class ReadingBatch(BaseModel):
+    items: list[dict[str, Any]] = Field(
+        max_length=MAX_ITEMS, description="each item as ReadingItem", examples=[[]]
+    )
+
+
+class ReportBatch(BaseModel):
+    items: list[dict[str, Any]] = Field(max_length=MAX_ITEMS, description="each item as ReportItem")
+
+
+class ItemResult(BaseModel):
+    index: int
+    status: Literal["accepted", "rejected"]
+    kind: str | None = None
+    reason: str | None = None
+    warnings: list[str] = Field(default_factory=list)
+
+
+class BatchResult(BaseModel):
+    accepted: int
+    rejected: int
+    items: list[ItemResult]
+
+
+def create_http_app(
+    settings: Settings,
+    register: Register,
+    publisher: KafkaPublisher,
+    metrics: IngestMetrics,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> FastAPI:
+    """The API as an ASGI app; the caller runs it (uvicorn) and starts/stops the publisher."""
+    app = FastAPI(
+        title="EnergyWatch ingest",
+        version="1",
+        description=__doc__,
+        openapi_tags=[{"name": "ingest", "description": "uploads from on-site energy systems"}],
+    )
+    bearer = HTTPBearer(auto_error=False)
+    answers: IdempotencyCache[BatchResult] = IdempotencyCache(clock)
+
+    def sender(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    ) -> EnterpriseEntry:
+        enterprise = register.enterprise_for_token(credentials.credentials) if credentials else None
+        if enterprise is None:
+            metrics.auth_failures.labels(channel=CHANNEL).inc()
+            raise HTTPException(
+                401,
+                "missing or unknown token: send Authorization: Bearer <credit code>.<secret>",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        return enterprise
+
+    async def finish(
+        enterprise: EnterpriseEntry,
+        items: Sequence[Any],
+        outcomes: Sequence[tuple[Message, tuple[str, ...]] | Rejection],
+        topic: str,
+        key: str | None,
+    ) -> BatchResult:
+        now = clock()
+        results: list[ItemResult] = []
+        accepted: list[Message] = []
+        for index, outcome in enumerate(outcomes):
+            if isinstance(outcome, Rejection):
+                metrics.rejected.labels(channel=CHANNEL, kind=outcome.kind).inc()
+                raw = json.dumps(items[index], ensure_ascii=False, default=str).encode()
+                await publisher.dead_letter(CHANNEL, outcome.kind, outcome.reason, raw, now)
+                results.append(
+                    ItemResult(
+                        index=index, status="rejected", kind=outcome.kind, reason=outcome.reason
+                    )
+                )
+            else:
+                message, warnings = outcome
+                accepted.append(message)
+                results.append(ItemResult(index=index, status="accepted", warnings=list(warnings)))
+        await publisher.publish(CHANNEL, topic, accepted)
+        result = BatchResult(
+            accepted=len(accepted), rejected=len(items) - len(accepted), items=results
+        )
+        if key is not None:
+            answers.put(enterprise.code, key, result)
+        return result
+
+    def replayed(
+        enterprise: EnterpriseEntry, key: str | None, response: Response
+    ) -> BatchResult | None:
+        if key is None:
+            return None
+        answer = answers.get(enterprise.code, key)
+        if answer is not None:
+            response.headers["Idempotent-Replayed"] = "true"
+        return answer
+
+    @app.post("/v1/readings", response_model=BatchResult, tags=["ingest"])
+    async def upload_readings(
+        batch: ReadingBatch,
+        response: Response,
+        enterprise: Annotated[EnterpriseEntry, Depends(sender)],
+        idempotency_key: Annotated[str | None, Header(max_length=128)] = None,
+    ) -> BatchResult:
+        """Readings of the caller's meters; each item is answered on its own."""
+        earlier = replayed(enterprise, idempotency_key, response)
+        if earlier is not None:
+            return earlier
+        metrics.received.labels(channel=CHANNEL).inc(len(batch.items))
+        now = clock()
+        outcomes: list[tuple[Message, tuple[str, ...]] | Rejection] = []
+        for item in batch.items:
+            checked = check_reading(
+                item, register=register, sender=enterprise.code, now=now, source="https"
+            )
+            if isinstance(checked, Accepted):
+                reading = checked.reading
+                outcomes.append(
+                    ((reading.meter_id.encode(), encode_reading(reading)), checked.warnings)
+                )
+            else:
+                outcomes.append(checked)
+        return await finish(
+            enterprise, batch.items, outcomes, settings.readings_topic, idempotency_key
+        )
+
+    @app.post("/v1/reports", response_model=BatchResult, tags=["ingest"])
+    async def upload_reports(
+        batch: ReportBatch,
+        response: Response,
+        enterprise: Annotated[EnterpriseEntry, Depends(sender)],
+        idempotency_key: Annotated[str | None, Header(max_length=128)] = None,
+    ) -> BatchResult:
+        """Daily and monthly figures of the caller: energy totals, product output, output value,
+        value added."""
+        earlier = replayed(enterprise, idempotency_key, response)
+        if earlier is not None:
+            return earlier
+        metrics.received.labels(channel=CHANNEL).inc(len(batch.items))
+        now = clock()
+        outcomes: list[tuple[Message, tuple[str, ...]] | Rejection] = []
+        for item in batch.items:
+            checked = check_report(item, enterprise_code=enterprise.code, now=now)
+            if isinstance(checked, Rejection):
+                outcomes.append(checked)
+            else:
+                report, warnings = checked
+                outcomes.append(
+                    ((enterprise.code.encode(), encode_production_report(report)), warnings)
+                )
+        return await finish(
+            enterprise, batch.items, outcomes, settings.production_topic, idempotency_key
+        )
+
+    @app.get("/v1/health", tags=["ingest"])
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app

@@ -1,0 +1,48 @@
+"""Runs the HTTPS ingest API: the publisher, the ASGI app and uvicorn, wired once."""
+
+import ssl
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import uvicorn
+
+from energywatch.settings import Settings
+from ingest.http_api import create_http_app
+from ingest.metrics import IngestMetrics
+from ingest.publisher import KafkaPublisher
+from plans.register import Register
+
+
+def uvicorn_config(settings: Settings, app: object) -> uvicorn.Config:
+    """Bound to ``http_host`` (loopback unless configured); TLS when cert and key are set."""
+    tls = settings.http_tls_cert is not None and settings.http_tls_key is not None
+    return uvicorn.Config(
+        app,  # type: ignore[arg-type]
+        host=settings.http_host,
+        port=settings.http_port,
+        ssl_certfile=str(settings.http_tls_cert) if tls else None,
+        ssl_keyfile=str(settings.http_tls_key) if tls else None,
+        ssl_version=ssl.PROTOCOL_TLS_SERVER,
+        log_level="warning",
+        access_log=False,
+        server_header=False,
+    )
+
+
+async def serve_http(
+    settings: Settings,
+    register: Register,
+    metrics: IngestMetrics,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    started: Callable[[uvicorn.Server], None] = lambda server: None,
+) -> None:
+    """Serve until stopped (SIGINT/SIGTERM, or ``server.should_exit`` set by the caller)."""
+    publisher = KafkaPublisher(settings, metrics)
+    await publisher.start()
+    try:
+        app = create_http_app(settings, register, publisher, metrics, clock)
+        server = uvicorn.Server(uvicorn_config(settings, app))
+        started(server)
+        await server.serve()
+    finally:
+        await publisher.stop()
