@@ -59,13 +59,13 @@ class ReportItem(BaseModel):
 
 
 class ReadingBatch(BaseModel):
-    items: list[dict[str, Any]] = Field(
+    items: list[Any] = Field(
         max_length=MAX_ITEMS, description="each item as ReadingItem", examples=[[]]
     )
 
 
 class ReportBatch(BaseModel):
-    items: list[dict[str, Any]] = Field(max_length=MAX_ITEMS, description="each item as ReportItem")
+    items: list[Any] = Field(max_length=MAX_ITEMS, description="each item as ReportItem")
 
 
 class ItemResult(BaseModel):

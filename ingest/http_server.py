@@ -1,11 +1,13 @@
 """Runs the HTTPS ingest API: the publisher, the ASGI app and uvicorn, wired once."""
 
+import asyncio
 import ssl
 from collections.abc import Callable
 from datetime import UTC, datetime
 
 import uvicorn
 
+from energywatch.kafka_topics import ensure_topics
 from energywatch.settings import Settings
 from ingest.http_api import create_http_app
 from ingest.metrics import IngestMetrics
@@ -37,6 +39,8 @@ async def serve_http(
     started: Callable[[uvicorn.Server], None] = lambda server: None,
 ) -> None:
     """Serve until stopped (SIGINT/SIGTERM, or ``server.should_exit`` set by the caller)."""
+    # the topics must exist, or publishing would wait out Kafka's metadata timeout
+    await asyncio.to_thread(ensure_topics, settings)
     publisher = KafkaPublisher(settings, metrics)
     await publisher.start()
     try:

@@ -54,8 +54,9 @@ _POWERS: Final = _powers_of_the_carry()
 if len(_POWERS) != 8:  # pragma: no cover - a fact about the polynomial
     raise RuntimeError(f"the HJ 212 carry has period {len(_POWERS)}, not 8")
 _M1, _M2, _M3, _M4, _M5, _M6, _M7 = _POWERS[1:]
-# ``_FOLD_MASKS[k]``: the low ``64 << k`` bits, for folding 2^(k+1) blocks of 8 bytes into half
-_FOLD_MASKS: Final = tuple((1 << (64 << k)) - 1 for k in range(64))
+# ``_FOLD_MASKS[k]``: the low ``64 << k`` bits, for folding 2^(k+1) blocks of 8 bytes into half;
+# enough for 32 KiB of data, longer data computes its masks as it goes
+_FOLD_MASKS: Final = tuple((1 << (64 << k)) - 1 for k in range(12))
 # Below this the byte-at-a-time loop is faster than folding (both well under a microsecond).
 _SHORT: Final = 32
 
@@ -87,7 +88,8 @@ def crc16_hj212(data: bytes) -> int:
     level = (((head + 7) >> 3) - 1).bit_length()
     while level:
         level -= 1
-        folded = (folded >> (64 << level)) ^ (folded & _FOLD_MASKS[level])
+        mask = _FOLD_MASKS[level] if level < len(_FOLD_MASKS) else (1 << (64 << level)) - 1
+        folded = (folded >> (64 << level)) ^ (folded & mask)
     # the byte at bit offset 8k of the fold takes the power (k + 1) mod 8
     carry = (
         _POWERS[head & 7][0xFF]

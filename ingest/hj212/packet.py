@@ -32,6 +32,10 @@ CN_REALTIME_DATA: Final = "2011"
 CN_MINUTE_DATA: Final = "2051"
 CN_HOURLY_DATA: Final = "2061"
 CN_DAILY_DATA: Final = "2031"
+#: CN: replies the platform sends, and the vendor heartbeat some loggers send.
+CN_NOTICE_REPLY: Final = "9013"
+CN_DATA_REPLY: Final = "9014"
+CN_HEARTBEAT: Final = "9021"
 
 _QN = re.compile(r"\d{17}")
 _ST = re.compile(r"\d{2}")
@@ -60,16 +64,19 @@ def _check(pattern: re.Pattern[str], value: str, what: str) -> None:
         raise ValueError(f"{what} {value!r} does not fit HJ 212 (expected {pattern.pattern})")
 
 
-def _check_value(value: str, what: str) -> None:
-    """Values are printable ASCII without the separators ``; , = &``; empty is allowed."""
+def _check_value(value: str, what: str, *, secret: bool = False) -> None:
+    """Values are printable ASCII without the separators ``; , = &``; empty is allowed.
+
+    A ``secret`` value (the password) is not quoted in the error."""
     if _VALUE.fullmatch(value):
         return
+    quoted = "" if secret else f" {value!r}"
     if not (value.isascii() and value.isprintable()):
-        raise ValueError(f"{what} {value!r} is not printable ASCII")
+        raise ValueError(f"{what}{quoted} is not printable ASCII")
     separators = _SEPARATORS.intersection(value)
     if separators:
         shown = " ".join(sorted(separators))
-        raise ValueError(f"{what} {value!r} contains HJ 212 separators: {shown}")
+        raise ValueError(f"{what}{quoted} contains HJ 212 separators: {shown}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,7 +162,7 @@ class Packet:
         _check(_ST, self.st, "ST")
         _check(_CN, self.cn, "CN")
         if self.pw is not None:
-            _check_value(self.pw, "PW")
+            _check_value(self.pw, "PW", secret=True)
         _check(_MN, self.mn, "MN")
         if self.flag is not None and not 0 <= self.flag <= 0xFF:
             raise ValueError(f"Flag is one byte (0..255), not {self.flag}")
