@@ -58,17 +58,28 @@ class Settings(BaseSettings):
     webhook_timeout_seconds: float = Field(default=5.0, gt=0)
     webhook_max_attempts: int = Field(default=5, ge=1)
 
+    # HJ 212 TCP gateway for VOC monitors' data loggers: loopback unless configured
+    hj212_host: str = "127.0.0.1"
+    hj212_port: int = 32120
+
     # HTTPS ingest: loopback unless configured; TLS when both files are given
     http_host: str = "127.0.0.1"
     http_port: int = 38443
     http_tls_cert: Path | None = None
     http_tls_key: Path | None = None
 
+    # MQTT ingest: the broker, the gateway's login and the topics' first level
+    mqtt_url: str = "mqtt://127.0.0.1:31883"
+    mqtt_username: str = "energywatch-gateway"
+    mqtt_password: SecretStr | None = None
+    mqtt_topic_prefix: str = "energywatch"
+
     # Metrics endpoints: loopback unless configured
     metrics_host: str = "127.0.0.1"
     worker_metrics_port: int = 39101
     notifier_metrics_port: int = 39102
     simulator_metrics_port: int = 39103
+    ingest_metrics_port: int = 39104
 
     @classmethod
     def load(cls, env_file: Path | None = None) -> "Settings":

@@ -35,12 +35,21 @@ class KafkaPublisher:
     async def stop(self) -> None:
         await self._producer.stop()
 
-    async def publish(self, channel: str, topic: str, messages: Sequence[Message]) -> None:
-        """Send and wait until the broker has every message."""
+    async def publish(
+        self,
+        channel: str,
+        topic: str,
+        messages: Sequence[Message],
+        headers: Sequence[tuple[str, bytes]] | None = None,
+    ) -> None:
+        """Send and wait until the broker has every message (``headers`` go on each)."""
         if not messages:
             return
         started = time.perf_counter()
-        futures = [await self._producer.send(topic, value=v, key=k) for k, v in messages]
+        extra = list(headers) if headers else None
+        futures = [
+            await self._producer.send(topic, value=v, key=k, headers=extra) for k, v in messages
+        ]
         for future in futures:
             await future
         self._metrics.publish_seconds.labels(channel=channel).observe(time.perf_counter() - started)

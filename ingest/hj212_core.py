@@ -1,0 +1,157 @@
+"""What the HJ 212 gateway does with one frame (pure: no sockets, no Kafka).
+
+    decode (the device's own CRC variant) -> known device? right password?
+      -> data (2051 minute, 2061 hourly, 2031 daily): a VocSample to publish, and a 9014 reply
+         when the packet asks for one
+      -> real-time data (2011): acknowledged, but dead-lettered as "not_stored" (the stream
+         uses minute, hourly and daily data), so nothing vanishes unseen
+      -> heartbeats (9021) and other notices: a 9013 reply when asked for, nothing to publish
+      -> anything wrong: a rejection with its kind and exact reason, for the dead-letter topic
+
+Passwords never leave this module: the raw bytes kept for Kafka have ``PW=`` masked with
+asterisks of the same length (the frame's length field stays right; its CRC no longer does).
+"""
+
+import re
+from dataclasses import dataclass, field
+from typing import Final
+
+from pydantic import ValidationError
+
+from contracts.voc import DataFlag, PollutantValue, VocSample
+from ingest.hj212 import (
+    CN_DATA_REPLY,
+    CN_NOTICE_REPLY,
+    FLAG_ACK_WANTED,
+    CrcVariant,
+    DecodedPacket,
+    Hj212Error,
+    build_reply,
+    decode_frame,
+    parse_number,
+)
+from plans.register import Register
+
+CHANNEL: Final = "hj212"
+DATA_INTERVALS: Final = {"2051": 60, "2061": 3600, "2031": 86_400}
+REALTIME_DATA: Final = "2011"
+#: Reasons a frame is refused beyond the decoder's own kinds; metric label values.
+GATEWAY_KINDS: Final = ("unknown_device", "wrong_password", "bad_sample", "not_stored")
+_PW = re.compile(rb"PW=([^;&]*)")
+_MN = re.compile(rb"MN=([A-Za-z0-9]{1,24})")
+_VARIANTS: Final = {
+    "standard": CrcVariant.STANDARD,
+    "modbus": CrcVariant.MODBUS,
+    "swapped": CrcVariant.SWAPPED,
+}
+
+
+@dataclass(frozen=True)
+class FrameOutcome:
+    """What to do for one frame: each part optional."""
+
+    reply: bytes | None = None
+    sample: VocSample | None = None
+    rejection: tuple[str, str] | None = None  # (kind, reason)
+    auth_failure: bool = False
+    device: str | None = None
+    masked_raw: bytes = field(default=b"", repr=False)
+
+
+def mask_password(raw: bytes) -> bytes:
+    """The frame with its password replaced by asterisks of the same length."""
+    return _PW.sub(lambda m: b"PW=" + b"*" * len(m.group(1)), raw)
+
+
+def _decode(raw: bytes, register: Register) -> DecodedPacket:
+    try:
+        return decode_frame(raw)
+    except Hj212Error as error:
+        if error.kind != "crc_mismatch":
+            raise
+        found = _MN.search(raw)
+        device = register.monitors_by_mn.get(found.group(1).decode()) if found else None
+        if device is None or device.crc_variant == "standard":
+            raise
+        return decode_frame(raw, crc_variant=_VARIANTS[device.crc_variant])
+
+
+def _reply(packet: DecodedPacket, cn: str) -> bytes | None:
+    if packet.flag is None or not packet.flag & FLAG_ACK_WANTED:
+        return None
+    return build_reply(packet, cn)
+
+
+def _sample(packet: DecodedPacket, enterprise_code: str, interval: int) -> VocSample:
+    if packet.data_time is None:
+        raise ValueError(f"CN={packet.cn} data has no DataTime")
+    values = {}
+    for code, fields in packet.pollutants.items():
+        flag_text = fields.get("Flag") or "N"
+        try:
+            flag = DataFlag(flag_text)
+        except ValueError:
+            raise ValueError(f"{code}-Flag={flag_text!r} is not one of N F M S D C T B") from None
+        values[code] = PollutantValue(
+            avg=parse_number(fields.get("Avg", "")),
+            min=parse_number(fields.get("Min", "")),
+            max=parse_number(fields.get("Max", "")),
+            cou=parse_number(fields.get("Cou", "")),
+            flag=flag,
+        )
+    return VocSample(
+        monitor_id=packet.mn,
+        enterprise_code=enterprise_code,
+        data_time=packet.data_time,
+        interval_seconds=interval,
+        values=values,
+        source="hj212",
+    )
+
+
+def handle_frame(raw: bytes, register: Register) -> FrameOutcome:
+    """Everything the gateway must do about one frame, decided without IO."""
+    masked = mask_password(raw)
+    try:
+        packet = _decode(raw, register)
+    except Hj212Error as error:
+        return FrameOutcome(rejection=(error.kind, error.reason), masked_raw=masked)
+    device = register.monitors_by_mn.get(packet.mn)
+    if device is None:
+        return FrameOutcome(
+            rejection=("unknown_device", f"MN {packet.mn} is not a registered monitor"),
+            auth_failure=True,
+            device=packet.mn,
+            masked_raw=masked,
+        )
+    if packet.pw is None or not device.password_matches(packet.pw):
+        return FrameOutcome(
+            rejection=("wrong_password", f"wrong or missing password for MN {packet.mn}"),
+            auth_failure=True,
+            device=packet.mn,
+            masked_raw=masked,
+        )
+    interval = DATA_INTERVALS.get(packet.cn)
+    if interval is not None:
+        reply = _reply(packet, CN_DATA_REPLY)
+        try:
+            sample = _sample(packet, device.enterprise_code, interval)
+        except (ValueError, ValidationError) as error:
+            reason = (
+                str(error.errors()[0]["msg"]) if isinstance(error, ValidationError) else str(error)
+            )
+            return FrameOutcome(
+                reply=reply, rejection=("bad_sample", reason), device=packet.mn, masked_raw=masked
+            )
+        return FrameOutcome(reply=reply, sample=sample, device=packet.mn, masked_raw=masked)
+    if packet.cn == REALTIME_DATA:
+        return FrameOutcome(
+            reply=_reply(packet, CN_DATA_REPLY),
+            rejection=(
+                "not_stored",
+                "real-time data (CN=2011) is not stored: minute, hourly and daily data are",
+            ),
+            device=packet.mn,
+            masked_raw=masked,
+        )
+    return FrameOutcome(reply=_reply(packet, CN_NOTICE_REPLY), device=packet.mn, masked_raw=masked)
