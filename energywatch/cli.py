@@ -13,7 +13,7 @@ import typer
 from prometheus_client import CollectorRegistry
 from rich.console import Console
 
-from energywatch import simulation_commands
+from energywatch import register_commands, simulation_commands
 from energywatch.settings import Settings
 
 app = typer.Typer(
@@ -106,6 +106,7 @@ def notifier(loglevel: str = "info") -> None:
     asyncio.run(main())
 
 
+app.add_typer(register_commands.app, name="register")
 app.command()(simulation_commands.simulate)
 app.command()(simulation_commands.replay)
 
