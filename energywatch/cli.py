@@ -13,7 +13,7 @@ import typer
 from prometheus_client import CollectorRegistry
 from rich.console import Console
 
-from energywatch import register_commands, simulation_commands
+from energywatch import hj212_commands, register_commands, simulation_commands
 from energywatch.settings import Settings
 
 app = typer.Typer(
@@ -107,6 +107,7 @@ def notifier(loglevel: str = "info") -> None:
 
 
 app.add_typer(register_commands.app, name="register")
+app.add_typer(hj212_commands.app, name="hj212", help="HJ 212 packets: decode them.")
 app.command()(simulation_commands.simulate)
 app.command()(simulation_commands.replay)
 
