@@ -13,7 +13,12 @@ import typer
 from prometheus_client import CollectorRegistry
 from rich.console import Console
 
-from energywatch import hj212_commands, register_commands, simulation_commands
+from energywatch import (
+    hj212_commands,
+    ingest_commands,
+    register_commands,
+    simulation_commands,
+)
 from energywatch.settings import Settings
 
 app = typer.Typer(
@@ -108,6 +113,7 @@ def notifier(loglevel: str = "info") -> None:
 
 app.add_typer(register_commands.app, name="register")
 app.add_typer(hj212_commands.app, name="hj212", help="HJ 212 packets: decode them.")
+app.add_typer(ingest_commands.app, name="ingest", help="Ingest gateways: HJ 212, HTTPS, MQTT.")
 app.command()(simulation_commands.simulate)
 app.command()(simulation_commands.replay)
 
@@ -163,6 +169,33 @@ def bench_simulate(
     with console.status("benchmarking") as status:
         results = run_benchmark(units, days, settings, lambda m: status.update(m))
     path = write_results("simulate", results)
+    for name, value in results.items():
+        console.print(f"{name}: {value}")
+    console.print(f"results: {path}")
+
+
+@bench_app.command("ingest")
+def bench_ingest(
+    devices: Annotated[int, typer.Option(min=1, help="HJ 212 devices connected at once")] = 100,
+    packets: Annotated[int, typer.Option(min=1, help="Minute packets per device")] = 200,
+    readings: Annotated[int, typer.Option(min=1, help="Readings uploaded over HTTPS")] = 200_000,
+    batch: Annotated[int, typer.Option(min=1, help="Readings per HTTPS request")] = 500,
+    concurrency: Annotated[int, typer.Option(min=1, help="HTTPS requests in flight")] = 4,
+) -> None:
+    """Gateway throughput, each gateway its own process on one core: HJ 212 packets/s
+    (answered after Kafka has them) and HTTPS readings/s in batches."""
+    import uuid
+
+    from benchmarks.ingest import bench_hj212, bench_http
+    from benchmarks.results_file import write_results
+
+    run_id = uuid.uuid4().hex[:8]
+    with console.status("benchmarking") as status:
+        results = {
+            "hj212": bench_hj212(devices, packets, run_id, lambda m: status.update(m)),
+            "http": bench_http(readings, batch, concurrency, run_id, lambda m: status.update(m)),
+        }
+    path = write_results("ingest", results)
     for name, value in results.items():
         console.print(f"{name}: {value}")
     console.print(f"results: {path}")

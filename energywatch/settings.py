@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     # HJ 212 TCP gateway for VOC monitors' data loggers: loopback unless configured
     hj212_host: str = "127.0.0.1"
     hj212_port: int = 32120
+    hj212_max_frame_bytes: int = Field(default=4096, ge=1100)
+    hj212_idle_timeout_seconds: float = Field(default=600.0, gt=0)
+    hj212_max_connections: int = Field(default=2000, ge=1)
+    hj212_packets_per_second: float = Field(default=100.0, gt=0, description="per connection")
 
     # HTTPS ingest: loopback unless configured; TLS when both files are given
     http_host: str = "127.0.0.1"

@@ -37,7 +37,8 @@ import hashlib
 import json
 import logging
 import re
-from collections.abc import Callable
+import socket
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
@@ -45,8 +46,10 @@ from urllib.parse import urlsplit
 
 import aiomqtt
 from aiokafka.errors import KafkaError
+from pydantic import SecretStr
 
 from contracts.readings import Reading, encode_reading
+from energywatch.kafka_topics import ensure_topics
 from energywatch.settings import Settings
 from ingest.metrics import IngestMetrics
 from ingest.publisher import KafkaPublisher
@@ -164,7 +167,7 @@ class BrokerLogin:
     host: str
     port: int
     username: str
-    password: str
+    password: SecretStr
     client_id: str
 
 
@@ -180,7 +183,7 @@ class MqttGateway:
         register: Register,
         metrics: IngestMetrics,
         clock: Callable[[], datetime],
-        publisher: Callable[[], KafkaPublisher],
+        publisher: Callable[[], Awaitable[KafkaPublisher]],
     ) -> None:
         self._login = login
         self._prefix = prefix
@@ -208,7 +211,7 @@ class MqttGateway:
 
     async def run(self) -> None:
         """Serve until ``stop()``; after a lost broker or Kafka failure, reconnect with backoff."""
-        self._publisher = self._new_publisher()
+        self._publisher = await self._new_publisher()
         await self._publisher.start()
         pause = _RETRY_FIRST_S
         try:
@@ -232,11 +235,14 @@ class MqttGateway:
             self._login.host,
             self._login.port,
             username=self._login.username,
-            password=self._login.password,
+            password=self._login.password.get_secret_value(),
             identifier=self._login.client_id,
             clean_session=False,
             keepalive=30,
             timeout=30,
+            # Answers and PUBACKs are small packets sent one after another: with Nagle's
+            # algorithm each waits for the TCP ACK of the previous one (delayed ACK, ~40 ms).
+            socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
         )
         # aiomqtt has no public manual-ack switch yet (see the module docstring).
         client._client.manual_ack_set(True)
@@ -321,7 +327,7 @@ def broker_login(settings: Settings) -> BrokerLogin:
         host=url.hostname,
         port=url.port or 1883,
         username=settings.mqtt_username,
-        password=settings.mqtt_password.get_secret_value(),
+        password=settings.mqtt_password,
         # Fixed per prefix, so the broker keeps this gateway's session across restarts.
         client_id=f"energywatch-ingest-mqtt.{settings.mqtt_topic_prefix}",
     )
@@ -344,5 +350,11 @@ def create_mqtt_gateway(
         register=register,
         metrics=metrics,
         clock=clock,
-        publisher=lambda: KafkaPublisher(settings, metrics),
+        publisher=lambda: _kafka_publisher(settings, metrics),
     )
+
+
+async def _kafka_publisher(settings: Settings, metrics: IngestMetrics) -> KafkaPublisher:
+    # The topics must exist, or publishing would wait out Kafka's metadata timeout.
+    await asyncio.to_thread(ensure_topics, settings)
+    return KafkaPublisher(settings, metrics)

@@ -90,8 +90,10 @@ def _number(item: Mapping[str, Any], key: str) -> float | Rejection | None:
         return _reject("not_numeric", f"{key} must be a number, not {type(value).__name__}")
     try:
         number = float(value)
-    except ValueError:
-        return _reject("not_numeric", f"{key} must be a number, not {value!r}")
+    except (ValueError, OverflowError):
+        shown = repr(value)
+        shown = shown if len(shown) <= 40 else shown[:37] + "..."
+        return _reject("not_numeric", f"{key} must be a number, not {shown}")
     if not math.isfinite(number):
         return _reject("not_numeric", f"{key} must be a finite number, not {value!r}")
     if number < 0:

@@ -1,4 +1,5 @@
-"""EnergyWatch's local services (Kafka, PostgreSQL + TimescaleDB, Prometheus) without Docker.
+"""EnergyWatch's local services (Kafka, PostgreSQL + TimescaleDB, Prometheus, Mosquitto) without
+Docker.
 
 Everything binds to 127.0.0.1 and keeps its state under ``.local/`` (``EW_STACK_HOME``);
 downloads are cached in ``~/.cache/energywatch`` (``EW_STACK_CACHE_DIR``).

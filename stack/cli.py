@@ -18,7 +18,7 @@ from stack.service_status import ServiceStatus
 from stack.settings import StackSettings
 
 app = typer.Typer(
-    help="The local services (Kafka, PostgreSQL + TimescaleDB, Prometheus), without Docker.",
+    help="The local services (Kafka, PostgreSQL + TimescaleDB, Prometheus, Mosquitto), no Docker.",
     no_args_is_help=True,
 )
 console = Console()

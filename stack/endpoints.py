@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, SecretStr
 
 from stack.errors import StackError
 from stack.files import write_atomic
+from stack.mosquitto import GATEWAY_USER
 from stack.paths import StackPaths, shown
 from stack.postgres_admin import DATABASE, ROLE
 from stack.settings import StackSettings
@@ -23,6 +24,9 @@ class Endpoints(BaseModel):
     database_url: SecretStr
     prometheus_url: str
     prometheus_targets_dir: Path
+    mqtt_url: str
+    mqtt_username: str
+    mqtt_password: SecretStr
 
 
 _KEYS = {
@@ -30,10 +34,15 @@ _KEYS = {
     "EW_DATABASE_URL": "database_url",
     "EW_PROMETHEUS_URL": "prometheus_url",
     "EW_PROMETHEUS_TARGETS_DIR": "prometheus_targets_dir",
+    "EW_MQTT_URL": "mqtt_url",
+    "EW_MQTT_USERNAME": "mqtt_username",
+    "EW_MQTT_PASSWORD": "mqtt_password",
 }
 
 
-def endpoints_for(settings: StackSettings, password: SecretStr) -> Endpoints:
+def endpoints_for(
+    settings: StackSettings, password: SecretStr, mqtt_password: SecretStr
+) -> Endpoints:
     paths = StackPaths.of(settings)
     host = settings.host
     secret = quote(password.get_secret_value(), safe="")
@@ -44,16 +53,22 @@ def endpoints_for(settings: StackSettings, password: SecretStr) -> Endpoints:
         ),
         prometheus_url=f"http://{host}:{settings.prometheus_port}",
         prometheus_targets_dir=paths.prometheus_targets,
+        mqtt_url=f"mqtt://{host}:{settings.mqtt_port}",
+        mqtt_username=GATEWAY_USER,
+        mqtt_password=mqtt_password,
     )
 
 
 def write_endpoints(settings: StackSettings, endpoints: Endpoints) -> Path:
-    """Write ``stack.env`` (mode 0600: it holds the database password)."""
+    """Write ``stack.env`` (mode 0600: it holds the database and broker passwords)."""
     values = {
         "EW_KAFKA_BOOTSTRAP": endpoints.kafka_bootstrap,
         "EW_DATABASE_URL": endpoints.database_url.get_secret_value(),
         "EW_PROMETHEUS_URL": endpoints.prometheus_url,
         "EW_PROMETHEUS_TARGETS_DIR": str(endpoints.prometheus_targets_dir),
+        "EW_MQTT_URL": endpoints.mqtt_url,
+        "EW_MQTT_USERNAME": endpoints.mqtt_username,
+        "EW_MQTT_PASSWORD": endpoints.mqtt_password.get_secret_value(),
     }
     path = StackPaths.of(settings).endpoints_file
     write_atomic(path, "".join(f"{k}={v}\n" for k, v in values.items()), mode=0o600)

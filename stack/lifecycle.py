@@ -9,7 +9,8 @@ from stack.endpoints import endpoints_for, write_endpoints
 from stack.errors import StackError
 from stack.kafka import Kafka
 from stack.lock import exclusive
-from stack.password import postgres_password
+from stack.mosquitto import Mosquitto
+from stack.password import mqtt_gateway_password, postgres_password
 from stack.paths import StackPaths
 from stack.postgres import Postgres
 from stack.progress import Progress, silent
@@ -33,9 +34,11 @@ def up(settings: StackSettings, progress: Progress | None = None) -> list[Servic
             service.install(report)
         statuses = [service.ensure_running(report) for service in services]
         password = postgres_password(settings, paths, create=False)
-        if password is None:  # Postgres.after_ready creates it; this is a broken invariant
-            raise StackError("the database password vanished during `up`; run it again")
-        write_endpoints(settings, endpoints_for(settings, password))
+        broker_password = mqtt_gateway_password(settings, paths, create=False)
+        # Postgres.after_ready and Mosquitto.after_ready create them; a broken invariant.
+        if password is None or broker_password is None:
+            raise StackError("a generated password vanished during `up`; run it again")
+        write_endpoints(settings, endpoints_for(settings, password, broker_password))
     return statuses
 
 
@@ -70,6 +73,7 @@ def _services(settings: StackSettings, paths: StackPaths, apt: Apt) -> list[Deta
         Postgres(settings, paths, apt),
         Kafka(settings, paths, apt),
         Prometheus(settings, paths, apt),
+        Mosquitto(settings, paths, apt),
     ]
 
 

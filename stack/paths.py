@@ -38,6 +38,10 @@ class StackPaths:
         return self.secrets / "postgres_password"
 
     @property
+    def mqtt_gateway_password_file(self) -> Path:
+        return self.secrets / "mqtt_gateway_password"
+
+    @property
     def prometheus_targets(self) -> Path:
         return self.service_dir("prometheus") / "targets"
 

@@ -16,7 +16,7 @@ from stack.paths import shown
 from stack.run_as import RunAs
 
 #: Environment variables that must never reach a service process.
-_SECRET_VARIABLES = ("EW_STACK_POSTGRES_PASSWORD",)
+_SECRET_VARIABLES = ("EW_STACK_POSTGRES_PASSWORD", "EW_STACK_MQTT_GATEWAY_PASSWORD")
 
 
 def child_env(**overrides: str) -> dict[str, str]:

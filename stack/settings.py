@@ -36,5 +36,7 @@ class StackSettings(BaseSettings):
     kafka_controller_port: int = 39093
     postgres_port: int = 35432
     prometheus_port: int = 39090
+    mqtt_port: int = 31883
     kafka_version: str = "3.9.2"
     postgres_password: SecretStr | None = None
+    mqtt_gateway_password: SecretStr | None = None

@@ -1,9 +1,10 @@
 """The docker-compose stack, checked by reading its files.
 
 There is no Docker engine on the development machines, so nothing here starts a container.
-These tests read docker-compose.yml, the Prometheus config and rules and the Grafana
-provisioning files, and check what can be checked without Docker: which images, which ports,
-which dependencies, which mounts, and that the files the containers load are valid.
+These tests read docker-compose.yml, the Prometheus config and rules, the Grafana
+provisioning files and the MQTT broker's config, and check what can be checked without Docker:
+which images, which ports, which dependencies, which mounts, and that the files the containers
+load are valid (the broker's config is loaded by a real mosquitto where one is installed).
 """
 
 import os
@@ -22,12 +23,17 @@ COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
 PROMETHEUS_CONFIG = REPO_ROOT / "deploy" / "prometheus" / "prometheus.yml"
 PIPELINE_RULES = REPO_ROOT / "deploy" / "prometheus" / "rules" / "pipeline.yml"
 GRAFANA_PROVISIONING = REPO_ROOT / "deploy" / "grafana" / "provisioning"
+MOSQUITTO_CONFIG = REPO_ROOT / "deploy" / "mosquitto"
 
-INFRASTRUCTURE = {"kafka", "timescaledb", "prometheus", "grafana"}
-PROJECT_SERVICES = {"topics", "worker", "notifier", "simulator"}
-# Start once the topics exist; the simulator among them is a batch job, the others run on.
+INFRASTRUCTURE = {"kafka", "timescaledb", "prometheus", "grafana", "mosquitto"}
+# The gateways through which enterprises send data: they publish to Kafka and nothing else.
+INGEST_SERVICES = {"ingest-hj212", "ingest-http", "ingest-mqtt"}
+PROJECT_SERVICES = {"topics", "worker", "notifier", "simulator"} | INGEST_SERVICES
+# Start once the topics exist and TimescaleDB is healthy; the simulator among them is a batch
+# job, the others run on.
 AFTER_TOPICS = {"worker", "notifier", "simulator"}
-LONG_RUNNING_PROJECT_SERVICES = {"worker", "notifier"}
+LONG_RUNNING_PROJECT_SERVICES = {"worker", "notifier"} | INGEST_SERVICES
+REGISTER_IN_CONTAINER = "/app/plans/registers/demo.yaml"
 
 # "${NAME}", "${NAME:?message}", "${NAME:-}" (an empty default) and nothing else.
 ENV_REFERENCE = re.compile(r"^\$\{[A-Z][A-Z0-9_]*(?::\?[^}]*|:-|\?[^}]*|-)?\}$")
@@ -58,6 +64,15 @@ def metrics_ports() -> dict[str, int]:
         "energywatch.settings", reason="the energywatch package is not importable here"
     ).Settings
     return {name: settings.model_fields[f"{name}_metrics_port"].default for name in AFTER_TOPICS}
+
+
+@pytest.fixture(scope="module")
+def ingest_metrics_port() -> int:
+    """The default metrics port every ingest gateway serves on (one per container)."""
+    settings = pytest.importorskip(
+        "energywatch.settings", reason="the energywatch package is not importable here"
+    ).Settings
+    return int(settings.model_fields["ingest_metrics_port"].default)
 
 
 @pytest.fixture(scope="module")
@@ -192,6 +207,9 @@ def test_project_services_run_the_expected_cli_commands(services):
         "worker": ["worker"],
         "notifier": ["notifier"],
         "simulator": ["simulate", "--units", "20"],
+        "ingest-hj212": ["ingest", "hj212", "--register", REGISTER_IN_CONTAINER],
+        "ingest-http": ["ingest", "http", "--register", REGISTER_IN_CONTAINER],
+        "ingest-mqtt": ["ingest", "mqtt", "--register", REGISTER_IN_CONTAINER],
     }
 
 
@@ -237,13 +255,29 @@ def test_published_ports_are_the_documented_ones(services):
         "prometheus": {("39090", "9090")},
         "timescaledb": {("35432", "5432")},
         "kafka": {("39092", "39092")},
+        "mosquitto": {("31883", "1883")},
+        "ingest-hj212": {("32120", "32120")},
+        "ingest-http": {("38443", "8443")},
     }
 
 
-def test_project_metrics_endpoints_are_not_published_to_the_host(services):
+def test_project_metrics_endpoints_are_not_published_to_the_host(services, ingest_metrics_port):
     for name in PROJECT_SERVICES:
-        assert "ports" not in services[name], name
         assert environment(services[name])["EW_METRICS_HOST"] == "0.0.0.0"
+        if name not in INGEST_SERVICES:
+            assert "ports" not in services[name], name
+    # A gateway publishes the port devices send to, never its metrics port.
+    for name in INGEST_SERVICES:
+        containers = {container for _, _, container in published_ports(services[name])}
+        assert str(ingest_metrics_port) not in containers, name
+
+
+@pytest.mark.parametrize(("name", "setting"), [("ingest-hj212", "HJ212"), ("ingest-http", "HTTP")])
+def test_device_facing_gateways_listen_on_their_published_container_port(services, name, setting):
+    env = environment(services[name])
+    (published,) = published_ports(services[name])
+    # 0.0.0.0 inside the container: the host publishes the port on 127.0.0.1 only.
+    assert (env[f"EW_{setting}_HOST"], str(env[f"EW_{setting}_PORT"])) == ("0.0.0.0", published[2])
 
 
 # --- start-up order ----------------------------------------------------------------------
@@ -256,6 +290,13 @@ def test_project_processes_wait_for_healthy_kafka_timescaledb_and_topics(service
             "timescaledb": "service_healthy",
             "topics": "service_completed_successfully",
         }, name
+
+
+def test_ingest_gateways_wait_for_kafka_and_topics_and_the_mqtt_one_also_for_the_broker(services):
+    after_kafka = {"kafka": "service_healthy", "topics": "service_completed_successfully"}
+    assert depends_on(services["ingest-hj212"]) == after_kafka
+    assert depends_on(services["ingest-http"]) == after_kafka
+    assert depends_on(services["ingest-mqtt"]) == {**after_kafka, "mosquitto": "service_healthy"}
 
 
 def test_topics_waits_for_a_healthy_kafka_and_runs_once(services):
@@ -284,9 +325,12 @@ def test_simulator_is_a_batch_job_restarted_only_after_a_failure(services):
     assert "healthcheck" not in services["simulator"]
 
 
-def test_project_healthchecks_probe_each_service_s_own_metrics_port(services, metrics_ports):
+def test_project_healthchecks_probe_each_service_s_own_metrics_port(
+    services, metrics_ports, ingest_metrics_port
+):
+    ports = {**metrics_ports, **dict.fromkeys(INGEST_SERVICES, ingest_metrics_port)}
     for name in LONG_RUNNING_PROJECT_SERVICES:
-        port = metrics_ports[name]
+        port = ports[name]
         probe = " ".join(services[name]["healthcheck"]["test"])
         assert f"127.0.0.1:{port}/metrics" in probe, name
 
@@ -361,7 +405,7 @@ def test_project_services_reach_kafka_on_its_internal_listener(services):
 
 def test_project_services_connect_to_the_compose_timescaledb(services):
     db_env = environment(services["timescaledb"])
-    for name in PROJECT_SERVICES:
+    for name in PROJECT_SERVICES - INGEST_SERVICES:
         url = urlsplit(environment(services[name])["EW_DATABASE_URL"])
         assert url.scheme == "postgresql", name
         assert (url.hostname, url.port) == ("timescaledb", 5432), name
@@ -398,6 +442,27 @@ def test_no_secret_is_written_literally_in_the_compose_file(services):
                 assert ENV_REFERENCE.match(password), f"{name}.{key} has a literal password"
 
 
+def test_ingest_gateways_get_no_database_settings(services):
+    for name in INGEST_SERVICES:
+        assert not any(key.startswith("EW_DATABASE") for key in environment(services[name]))
+
+
+def test_the_broker_and_the_mqtt_gateway_alone_get_the_mqtt_password_and_require_it(services):
+    required = "${EW_MQTT_PASSWORD:?set EW_MQTT_PASSWORD}"
+    holders = {
+        name for name, service in services.items() if "EW_MQTT_PASSWORD" in environment(service)
+    }
+    assert holders == {"mosquitto", "ingest-mqtt"}
+    for name in holders:
+        assert environment(services[name])["EW_MQTT_PASSWORD"] == required, name
+    # The broker's start-up script and healthcheck read the variable at run time ($$ escapes
+    # compose's interpolation); the password itself is never in the file.
+    script = " ".join(services["mosquitto"]["command"])
+    probe = " ".join(services["mosquitto"]["healthcheck"]["test"])
+    assert '"$$EW_MQTT_PASSWORD"' in script
+    assert '-P "$$EW_MQTT_PASSWORD"' in probe
+
+
 def test_notifier_alone_gets_the_webhook_settings_and_requires_them(services):
     env = environment(services["notifier"])
     assert env["EW_WEBHOOK_URL"].startswith("${EW_WEBHOOK_URL:?")
@@ -423,6 +488,7 @@ def test_stateful_services_keep_their_data_in_declared_named_volumes(compose, se
         "timescaledb": "/var/lib/postgresql/data",
         "prometheus": "/prometheus",
         "grafana": "/var/lib/grafana",
+        "mosquitto": "/mosquitto/data",
     }
     for name, data_dir in data_dirs.items():
         named = {target: source for source, target, _ in mounts(services[name])}
@@ -691,6 +757,147 @@ def test_dead_letter_alert_fires_only_once_dead_letters_keep_increasing(promtool
     )
 
 
+# --- the MQTT broker and the ingest gateways ----------------------------------------------
+
+
+def mosquitto_settings(path: Path) -> list[tuple[str, str]]:
+    """(option, value) for each setting line of a mosquitto config file, in order."""
+    pairs = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            option, _, value = line.strip().partition(" ")
+            pairs.append((option, value.strip()))
+    return pairs
+
+
+def broker_config_path(services: dict[str, dict[str, Any]]) -> Path:
+    script = services["mosquitto"]["command"][-1]
+    match = re.search(r"exec mosquitto -c (\S+)$", script)
+    assert match, "the broker's command must end by exec-ing mosquitto with its config"
+    return host_path_for(services["mosquitto"], match.group(1))
+
+
+def test_mosquitto_is_the_pinned_eclipse_image_with_the_repo_s_config(services):
+    assert services["mosquitto"]["image"] == "eclipse-mosquitto:2.0.18"
+    targets = {target: (source, ro) for source, target, ro in mounts(services["mosquitto"])}
+    assert targets["/mosquitto/config"] == ("./deploy/mosquitto", True)
+    assert broker_config_path(services) == MOSQUITTO_CONFIG / "mosquitto.conf"
+
+
+def test_the_compose_broker_requires_a_login_and_keeps_sessions_in_its_volume(services):
+    config = dict(mosquitto_settings(broker_config_path(services)))
+    assert config["allow_anonymous"] == "false"
+    assert config["persistence"] == "true"
+    assert config["retain_available"] == "false"
+    data_volume = {target for source, target, _ in mounts(services["mosquitto"])} - {
+        "/mosquitto/config"
+    }
+    assert data_volume == {"/mosquitto/data"}
+    # The password file changes at run time: it lives in the volume, not the read-only config.
+    assert config["password_file"].startswith("/mosquitto/data/")
+    assert config["persistence_location"].startswith("/mosquitto/data/")
+    assert host_path_for(services["mosquitto"], config["acl_file"]) == MOSQUITTO_CONFIG / "acl"
+    (listener,) = [
+        value
+        for option, value in mosquitto_settings(broker_config_path(services))
+        if option == "listener"
+    ]
+    assert listener == published_ports(services["mosquitto"])[0][2]
+
+
+def test_the_compose_acl_has_the_same_rules_as_the_local_stack_s():
+    def rules(text: str) -> list[str]:
+        return [
+            line.strip()
+            for line in text.splitlines()
+            if line.strip() and not line.lstrip().startswith("#")
+        ]
+
+    template = (REPO_ROOT / "stack" / "templates" / "mosquitto.acl").read_text(encoding="utf-8")
+    local = rules(template.replace("$gateway_user", "energywatch-gateway"))
+    assert rules((MOSQUITTO_CONFIG / "acl").read_text(encoding="utf-8")) == local
+    assert "pattern write +/%u/readings" in local
+    assert "pattern read +/%u/acks" in local
+
+
+def test_the_mqtt_gateway_reaches_the_broker_inside_the_compose_network(services):
+    env = environment(services["ingest-mqtt"])
+    url = urlsplit(env["EW_MQTT_URL"])
+    (published,) = published_ports(services["mosquitto"])
+    assert (url.scheme, url.hostname, str(url.port)) == ("mqtt", "mosquitto", published[2])
+    assert env["EW_MQTT_USERNAME"] == "energywatch-gateway"
+    assert "energywatch-gateway" in " ".join(services["mosquitto"]["command"])
+
+
+def test_ingest_gateways_read_the_register_from_the_repo_s_plans_folder(services):
+    for name in INGEST_SERVICES:
+        register = host_path_for(services[name], REGISTER_IN_CONTAINER)
+        assert register == REPO_ROOT / "plans" / "registers" / "demo.yaml", name
+
+
+@pytest.fixture(scope="module")
+def mosquitto_binary() -> str:
+    path = shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin")
+    if path is None:
+        pytest.skip("mosquitto is not installed (`energywatch stack up` installs it)")
+    return path
+
+
+def test_a_real_mosquitto_runs_the_compose_config_with_its_accounts_and_acl(
+    mosquitto_binary, tmp_path
+):
+    from stack.mosquitto import broker_answer
+    from stack.mosquitto_passwd import write_entry
+    from stack.run_as import RunAs
+    from tests.conftest import free_port, wait_until
+
+    # The container's paths become folders of this test; the rest of the file is unchanged.
+    port = free_port()
+    (tmp_path / "data").mkdir()
+    text = (MOSQUITTO_CONFIG / "mosquitto.conf").read_text(encoding="utf-8")
+    text = text.replace("/mosquitto/data/", f"{tmp_path}/data/")
+    text = text.replace("/mosquitto/config/", f"{MOSQUITTO_CONFIG}/")
+    text = text.replace("listener 1883", f"listener {port} 127.0.0.1")
+    config = tmp_path / "mosquitto.conf"
+    config.write_text(text + "user root\n", encoding="utf-8")  # root: do not switch users
+    passwd = tmp_path / "data" / "passwd"
+    passwd.write_text("")
+    log = tmp_path / "log"
+    for user in ("energywatch-gateway", "91110000MA01ABCD1X"):
+        write_entry(passwd, user, f"{user}-password", run_as=RunAs.current(), log_path=log)
+    broker = subprocess.Popen(
+        [mosquitto_binary, "-c", str(config)], stdout=log.open("ab"), stderr=subprocess.STDOUT
+    )
+    try:
+        wait_until(lambda: broker_answer_or_none(port), 10, what="the broker")
+        gateway = broker_answer(
+            "127.0.0.1",
+            port,
+            username="energywatch-gateway",
+            password="energywatch-gateway-password",
+            subscribe="energywatch/+/readings",
+        )
+        assert (gateway.logged_in, gateway.subscribed) == (True, True), log.read_text()
+        enterprise = broker_answer(
+            "127.0.0.1", port, username="91110000MA01ABCD1X", password="91110000MA01ABCD1X-password"
+        )
+        assert enterprise.logged_in
+        assert not broker_answer("127.0.0.1", port).logged_in  # anonymous
+    finally:
+        broker.terminate()
+        broker.wait(10)
+
+
+def broker_answer_or_none(port: int) -> object:
+    from stack.mosquitto import broker_answer
+    from stack.service import ProbeFailed
+
+    try:
+        return broker_answer("127.0.0.1", port)
+    except ProbeFailed:
+        return None
+
+
 # --- Grafana provisioning ----------------------------------------------------------------
 
 
@@ -780,7 +987,11 @@ def run_compose_config(
 
 
 def test_docker_compose_accepts_the_file_once_the_passwords_are_set(docker_compose, tmp_path):
-    secrets = {"EW_POSTGRES_PASSWORD": "compose-test", "GF_ADMIN_PASSWORD": "compose-test"}
+    secrets = {
+        "EW_POSTGRES_PASSWORD": "compose-test",
+        "GF_ADMIN_PASSWORD": "compose-test",
+        "EW_MQTT_PASSWORD": "compose-test",
+    }
     result = run_compose_config(docker_compose, tmp_path, secrets)
     assert result.returncode == 0, result.stderr
 
@@ -788,4 +999,7 @@ def test_docker_compose_accepts_the_file_once_the_passwords_are_set(docker_compo
 def test_docker_compose_refuses_the_file_without_the_passwords(docker_compose, tmp_path):
     result = run_compose_config(docker_compose, tmp_path, {})
     assert result.returncode != 0
-    assert "set EW_POSTGRES_PASSWORD" in result.stderr or "set GF_ADMIN_PASSWORD" in result.stderr
+    assert any(
+        f"set {name}" in result.stderr
+        for name in ("EW_POSTGRES_PASSWORD", "GF_ADMIN_PASSWORD", "EW_MQTT_PASSWORD")
+    )

@@ -98,6 +98,13 @@ def test_the_cases_cover_every_kind_readings_can_be_refused_for():
     assert set(CASES) | {"bad_period"} == set(REJECTION_KINDS)
 
 
+def test_a_number_too_large_for_a_float_is_not_numeric_and_not_quoted_whole():
+    result = check({**GOOD, "value": 10**400})
+    assert isinstance(result, Rejection)
+    assert result.kind == "not_numeric"
+    assert len(result.reason) < 100
+
+
 def test_device_channels_without_a_sender_may_write_any_registered_meter():
     assert isinstance(check({**GOOD, "meter_id": "B-EL"}, sender=None), Accepted)
 

@@ -1,4 +1,5 @@
-"""The local stack (``energywatch stack``): real Kafka, PostgreSQL + TimescaleDB and Prometheus.
+"""The local stack (``energywatch stack``): real Kafka, PostgreSQL + TimescaleDB, Prometheus and
+Mosquitto.
 
 These tests drive the shared stack under ``.local/`` (the one other tests and engineers use):
 they stop and restart single services, and always leave the whole stack running.
@@ -6,6 +7,7 @@ they stop and restart single services, and always leave the whole stack running.
 
 import base64
 import os
+import secrets
 import socket
 import stat
 import subprocess
@@ -22,6 +24,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.admin import NewTopic
 from prometheus_client import CollectorRegistry, Counter, start_http_server
 
+from contracts.identifiers import uscc_check_character
 from stack import (
     ServiceStatus,
     StackError,
@@ -35,8 +38,12 @@ from stack import (
 )
 from stack.apt import deb822_entries, one_line_entries
 from stack.kafka import new_cluster_id
+from stack.mosquitto import GATEWAY_USER, broker_answer
+from stack.mosquitto_passwd import entry_matches, hash_matches, write_entry
+from stack.mqtt_accounts import remove_enterprise_account, set_enterprise_password
 from stack.paths import StackPaths
 from stack.postgres_admin import admin_connection
+from stack.run_as import RunAs
 from stack.scram import scram_sha256_verifier
 
 
@@ -68,7 +75,7 @@ def scalar(conn: psycopg.Connection[Any], query: LiteralString, *params: object)
 @pytest.mark.timeout(900)  # the first `up` on a fresh machine downloads and builds
 def test_after_up_every_service_is_healthy(stack):
     statuses = status(stack)
-    assert sorted(s.name for s in statuses) == ["kafka", "postgres", "prometheus"]
+    assert sorted(s.name for s in statuses) == ["kafka", "mosquitto", "postgres", "prometheus"]
     assert all(s.healthy for s in statuses), statuses
 
 
@@ -91,21 +98,36 @@ def test_the_endpoints_file_is_private_and_names_every_service(stack):
         "EW_DATABASE_URL",
         "EW_PROMETHEUS_URL",
         "EW_PROMETHEUS_TARGETS_DIR",
+        "EW_MQTT_URL",
+        "EW_MQTT_USERNAME",
+        "EW_MQTT_PASSWORD",
     ]
     endpoints = read_endpoints(stack)
     assert endpoints.kafka_bootstrap == f"127.0.0.1:{stack.kafka_port}"
     assert endpoints.prometheus_url == f"http://127.0.0.1:{stack.prometheus_port}"
     assert endpoints.prometheus_targets_dir.is_dir()
     assert "**" in repr(endpoints.database_url)
+    assert endpoints.mqtt_url == f"mqtt://127.0.0.1:{stack.mqtt_port}"
+    assert endpoints.mqtt_username == "energywatch-gateway"
+    assert "**" in repr(endpoints.mqtt_password)
 
 
 @pytest.mark.services
 def test_a_generated_password_is_readable_only_by_its_owner(stack):
-    if stack.postgres_password is not None:
-        pytest.skip("EW_STACK_POSTGRES_PASSWORD is set: nothing is generated")
-    secret = StackPaths.of(stack).postgres_password_file
-    assert stat.S_IMODE(secret.stat().st_mode) == 0o600
-    assert stat.S_IMODE(secret.parent.stat().st_mode) == 0o700
+    paths = StackPaths.of(stack)
+    generated = [
+        path
+        for path, configured in [
+            (paths.postgres_password_file, stack.postgres_password),
+            (paths.mqtt_gateway_password_file, stack.mqtt_gateway_password),
+        ]
+        if configured is None
+    ]
+    if not generated:
+        pytest.skip("EW_STACK_POSTGRES_PASSWORD and _MQTT_GATEWAY_PASSWORD are set")
+    for secret in generated:
+        assert stat.S_IMODE(secret.stat().st_mode) == 0o600, secret
+        assert stat.S_IMODE(secret.parent.stat().st_mode) == 0o700, secret
 
 
 @pytest.mark.services
@@ -253,6 +275,120 @@ def test_promtool_accepts_the_generated_config(stack):
     assert "SUCCESS" in result.stdout + result.stderr
 
 
+def listening_addresses(port: int) -> set[str]:
+    """The IPv4 and IPv6 addresses something listens on at ``port`` (from /proc/net)."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, port_hex = local.split(":")
+            if state == "0A" and int(port_hex, 16) == port:  # 0A: LISTEN
+                found.add(address)
+    return found
+
+
+def gateway_password(stack: StackSettings) -> str:
+    return read_endpoints(stack).mqtt_password.get_secret_value()
+
+
+@pytest.mark.services
+def test_mosquitto_listens_on_loopback_only_and_lets_no_one_in_anonymously(stack):
+    assert listening_addresses(stack.mqtt_port) == {"0100007F"}  # 127.0.0.1, little-endian hex
+    anonymous = broker_answer("127.0.0.1", stack.mqtt_port)
+    assert (anonymous.logged_in, anonymous.connack) == (False, "Not authorized")
+    config = StackPaths.of(stack).service_dir("mosquitto") / "mosquitto.conf"
+    assert "allow_anonymous false" in config.read_text().splitlines()
+
+
+@pytest.mark.services
+def test_the_gateway_account_logs_in_and_may_subscribe_to_every_enterprise_s_uploads(stack):
+    answer = broker_answer(
+        "127.0.0.1",
+        stack.mqtt_port,
+        username=GATEWAY_USER,
+        password=gateway_password(stack),
+        subscribe=f"ew-stack-{uuid.uuid4().hex[:6]}/+/readings",
+    )
+    assert (answer.logged_in, answer.subscribed) == (True, True)
+    wrong = broker_answer(
+        "127.0.0.1", stack.mqtt_port, username=GATEWAY_USER, password="not-the-password"
+    )
+    assert (wrong.logged_in, wrong.connack) == (False, "Not authorized")
+
+
+@pytest.mark.services
+def test_mosquitto_s_files_are_private_to_the_broker_s_user(stack):
+    folder = StackPaths.of(stack).service_dir("mosquitto")
+    owner = RunAs.named("mosquitto") if os.geteuid() == 0 else RunAs.current()
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    for name in ("mosquitto.conf", "acl", "passwd"):
+        info = (folder / name).stat()
+        assert stat.S_IMODE(info.st_mode) == 0o600, name
+        assert info.st_uid == owner.uid, name
+    assert (folder / "data").stat().st_uid == owner.uid
+
+
+@pytest.mark.services
+def test_an_enterprise_account_works_at_once_and_a_new_password_replaces_the_old(stack):
+    first17 = "91110000" + "".join(
+        secrets.choice("0123456789ABCDEFGHJKLMNPQRTUWXY") for _ in range(9)
+    )
+    code = first17 + uscc_check_character(first17)
+
+    def login(password: str) -> bool:
+        answer = broker_answer("127.0.0.1", stack.mqtt_port, username=code, password=password)
+        return answer.logged_in
+
+    try:
+        assert set_enterprise_password(stack, code, "first password") is True
+        assert login("first password")
+        assert set_enterprise_password(stack, code, "first password") is False  # unchanged
+        assert set_enterprise_password(stack, code, "second password") is True
+        assert login("second password")
+        assert not login("first password")
+    finally:
+        assert remove_enterprise_account(stack, code) is True
+    wait_for = time.monotonic() + 5
+    while login("second password") and time.monotonic() < wait_for:
+        time.sleep(0.05)  # the broker rereads its files after SIGHUP, asynchronously
+    assert not login("second password")
+    assert remove_enterprise_account(stack, code) is False
+
+
+@pytest.mark.services
+def test_password_hashes_are_checked_the_way_mosquitto_passwd_writes_them(stack, tmp_path):
+    password_file = tmp_path / "passwd"
+    password_file.write_text("")
+    me = RunAs.current()
+    write_entry(
+        password_file, "91110000MA01ABCD1X", "päss wörd:$7", run_as=me, log_path=tmp_path / "log"
+    )
+    write_entry(password_file, "other", "x", run_as=me, log_path=tmp_path / "log")
+    assert entry_matches(password_file, "91110000MA01ABCD1X", "päss wörd:$7")
+    assert not entry_matches(password_file, "91110000MA01ABCD1X", "päss wörd:$8")
+    assert not entry_matches(password_file, "nobody", "x")
+    assert "päss" not in password_file.read_text()
+    assert not hash_matches("$6$salt$hash", "x")  # an older scheme is never taken as a match
+
+
+@pytest.mark.services
+def test_status_names_the_exact_reason_when_the_broker_refuses_the_gateway(stack):
+    from pydantic import SecretStr
+
+    stale = stack.model_copy(update={"mqtt_gateway_password": SecretStr("not-the-password")})
+    detail = by_name(status(stale))["mosquitto"].detail
+    assert "the broker refused energywatch-gateway's login (Not authorized)" in detail
+
+
+@pytest.mark.services
+def test_status_says_mosquitto_is_stopped_and_up_restarts_it(stack):
+    assert [s.name for s in down(stack, only=["mosquitto"])] == ["mosquitto"]
+    detail = by_name(status(stack))["mosquitto"].detail
+    assert "stopped" in detail
+    assert "mosquitto.pid" in detail
+    assert by_name(up(stack))["mosquitto"].healthy
+
+
 @pytest.mark.services
 def test_status_says_why_a_stopped_service_is_unhealthy_and_up_restarts_it(stack):
     stopped = down(stack, only=["prometheus"])
@@ -342,6 +478,13 @@ def test_a_target_name_that_is_not_a_plain_word_is_refused(tmp_path):
     assert written.parent == tmp_path / "prometheus" / "targets"
 
 
+def test_a_broker_username_must_be_a_credit_code(tmp_path):
+    settings = StackSettings(home=tmp_path)
+    for username in ("energywatch-gateway", "91110000MA01ABCD1", "a/+/#", "91110000MA01ABCDIX"):
+        with pytest.raises(ValueError, match="credit code"):
+            set_enterprise_password(settings, username, "x")
+
+
 def test_a_stack_that_was_never_brought_up_says_how_to_install_it(tmp_path):
     settings = StackSettings(
         home=tmp_path / "home",
@@ -349,9 +492,10 @@ def test_a_stack_that_was_never_brought_up_says_how_to_install_it(tmp_path):
         kafka_controller_port=free_port(),
         postgres_port=free_port(),
         prometheus_port=free_port(),
+        mqtt_port=free_port(),
     )
     statuses = status(settings)
-    assert [s.name for s in statuses] == ["postgres", "kafka", "prometheus"]
+    assert [s.name for s in statuses] == ["postgres", "kafka", "prometheus", "mosquitto"]
     for item in statuses:
         assert not item.healthy
         assert item.detail == "not installed: run `energywatch stack up`"
