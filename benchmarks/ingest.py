@@ -208,7 +208,7 @@ def bench_http(
                 "meter_id": meter_id,
                 "period_start": at.isoformat(),
                 "unit": units.get(energy.value, "t"),
-                "value": 1.0 + n % 97,
+                "value": 0.5 + (n % 97) / 100,
             }
         )
     batches = [items[i : i + batch] for i in range(0, len(items), batch)]

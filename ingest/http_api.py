@@ -122,11 +122,12 @@ def create_http_app(
         now = clock()
         results: list[ItemResult] = []
         accepted: list[Message] = []
+        rejected: list[tuple[str, str, bytes]] = []
         for index, outcome in enumerate(outcomes):
             if isinstance(outcome, Rejection):
                 metrics.rejected.labels(channel=CHANNEL, kind=outcome.kind).inc()
                 raw = json.dumps(items[index], ensure_ascii=False, default=str).encode()
-                await publisher.dead_letter(CHANNEL, outcome.kind, outcome.reason, raw, now)
+                rejected.append((outcome.kind, outcome.reason, raw))
                 results.append(
                     ItemResult(
                         index=index, status="rejected", kind=outcome.kind, reason=outcome.reason
@@ -136,6 +137,8 @@ def create_http_app(
                 message, warnings = outcome
                 accepted.append(message)
                 results.append(ItemResult(index=index, status="accepted", warnings=list(warnings)))
+        if rejected:
+            await publisher.dead_letters(CHANNEL, rejected, now)
         await publisher.publish(CHANNEL, topic, accepted)
         result = BatchResult(
             accepted=len(accepted), rejected=len(items) - len(accepted), items=results
