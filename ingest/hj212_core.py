@@ -18,7 +18,7 @@ from typing import Final
 
 from pydantic import ValidationError
 
-from contracts.voc import DataFlag, PollutantValue, VocSample
+from contracts.voc import DataFlag, VocSample
 from ingest.hj212 import (
     CN_DATA_REPLY,
     CN_NOTICE_REPLY,
@@ -37,6 +37,7 @@ DATA_INTERVALS: Final = {"2051": 60, "2061": 3600, "2031": 86_400}
 REALTIME_DATA: Final = "2011"
 #: Reasons a frame is refused beyond the decoder's own kinds; metric label values.
 GATEWAY_KINDS: Final = ("unknown_device", "wrong_password", "bad_sample", "not_stored")
+_FLAGS: Final = frozenset(flag.value for flag in DataFlag)
 _PW = re.compile(rb"PW=([^;&]*)")
 _MN = re.compile(rb"MN=([A-Za-z0-9]{1,24})")
 _VARIANTS: Final = {
@@ -85,27 +86,28 @@ def _reply(packet: DecodedPacket, cn: str) -> bytes | None:
 def _sample(packet: DecodedPacket, enterprise_code: str, interval: int) -> VocSample:
     if packet.data_time is None:
         raise ValueError(f"CN={packet.cn} data has no DataTime")
-    values = {}
+    values: dict[str, dict[str, object]] = {}
     for code, fields in packet.pollutants.items():
-        flag_text = fields.get("Flag") or "N"
-        try:
-            flag = DataFlag(flag_text)
-        except ValueError:
-            raise ValueError(f"{code}-Flag={flag_text!r} is not one of N F M S D C T B") from None
-        values[code] = PollutantValue(
-            avg=parse_number(fields.get("Avg", "")),
-            min=parse_number(fields.get("Min", "")),
-            max=parse_number(fields.get("Max", "")),
-            cou=parse_number(fields.get("Cou", "")),
-            flag=flag,
-        )
-    return VocSample(
-        monitor_id=packet.mn,
-        enterprise_code=enterprise_code,
-        data_time=packet.data_time,
-        interval_seconds=interval,
-        values=values,
-        source="hj212",
+        flag = fields.get("Flag") or "N"
+        if flag not in _FLAGS:
+            raise ValueError(f"{code}-Flag={flag!r} is not one of N F M S D C T B")
+        values[code] = {
+            "avg": parse_number(fields.get("Avg", "")),
+            "min": parse_number(fields.get("Min", "")),
+            "max": parse_number(fields.get("Max", "")),
+            "cou": parse_number(fields.get("Cou", "")),
+            "flag": flag,
+        }
+    # plain dicts: pydantic validates the whole sample in one pass of its compiled core
+    return VocSample.model_validate(
+        {
+            "monitor_id": packet.mn,
+            "enterprise_code": enterprise_code,
+            "data_time": packet.data_time,
+            "interval_seconds": interval,
+            "values": values,
+            "source": "hj212",
+        }
     )
 
 
