@@ -9,9 +9,10 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from prometheus_client import CollectorRegistry
@@ -88,6 +89,14 @@ def mqtt(register: RegisterOption, loglevel: LogLevelOption = "info") -> None:
     asyncio.run(main())
 
 
+def _run_fast(main: Coroutine[Any, Any, None]) -> None:
+    """Run a gateway on uvloop: its event loop is written in C (libuv) and roughly doubles
+    what one core can serve over sockets."""
+    import uvloop
+
+    uvloop.run(main)
+
+
 def _logging(loglevel: str) -> None:
     logging.basicConfig(
         level=loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -129,7 +138,7 @@ def hj212(register: RegisterOption, loglevel: LogLevelOption = "info") -> None:
         await serve_hj212(settings, enterprises, IngestMetrics.create(registry), limits)
 
     with contextlib.suppress(asyncio.CancelledError):
-        asyncio.run(main())
+        _run_fast(main())
 
 
 @app.command()
@@ -152,4 +161,4 @@ def http(register: RegisterOption, loglevel: LogLevelOption = "info") -> None:
         f"upload API on {scheme}://{settings.http_host}:{settings.http_port}/docs; "
         f"metrics on http://{settings.metrics_host}:{port}/metrics"
     )
-    asyncio.run(serve_http(settings, enterprises, IngestMetrics.create(registry)))
+    _run_fast(serve_http(settings, enterprises, IngestMetrics.create(registry)))

@@ -52,6 +52,9 @@ class Hj212Gateway:
         self._limits = limits
         self._clock = clock
         self._open = 0
+        # labelled children looked up once: .labels() costs more than the increment
+        self._received = metrics.received.labels(channel=CHANNEL)
+        self._connections = metrics.connections.labels(channel=CHANNEL)
 
     async def start(self, host: str, port: int) -> asyncio.Server:
         return await asyncio.start_server(
@@ -64,7 +67,7 @@ class Hj212Gateway:
             writer.close()
             return
         self._open += 1
-        self._metrics.connections.labels(channel=CHANNEL).inc()
+        self._connections.inc()
         try:
             await self._serve(reader, writer)
         except (ConnectionError, asyncio.IncompleteReadError):
@@ -73,7 +76,7 @@ class Hj212Gateway:
             log.exception("HJ 212 connection failed; closing it (unanswered data will be resent)")
         finally:
             self._open -= 1
-            self._metrics.connections.labels(channel=CHANNEL).dec()
+            self._connections.dec()
             writer.close()
             with contextlib.suppress(ConnectionError):
                 await writer.wait_closed()
@@ -106,7 +109,7 @@ class Hj212Gateway:
             await self._handle(frame, writer)
 
     async def _handle(self, frame: bytes, writer: asyncio.StreamWriter) -> None:
-        self._metrics.received.labels(channel=CHANNEL).inc()
+        self._received.inc()
         outcome: FrameOutcome = handle_frame(frame, self._register)
         if outcome.sample is not None:
             await self._publisher.publish(
