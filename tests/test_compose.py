@@ -18,6 +18,8 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
+from energywatch.settings import Settings
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
 PROMETHEUS_CONFIG = REPO_ROOT / "deploy" / "prometheus" / "prometheus.yml"
@@ -206,7 +208,13 @@ def test_project_services_run_the_expected_cli_commands(services):
         "topics": ["topics", "create"],
         "worker": ["worker"],
         "notifier": ["notifier"],
-        "simulator": ["simulate", "--units", "20"],
+        "simulator": [
+            "simulate",
+            "--fleet",
+            "/opt/energywatch/src/scenarios/fleets/one-of-each.yaml",
+            "--duration",
+            "2d",
+        ],
         "ingest-hj212": ["ingest", "hj212", "--register", REGISTER_IN_CONTAINER],
         "ingest-http": ["ingest", "http", "--register", REGISTER_IN_CONTAINER],
         "ingest-mqtt": ["ingest", "mqtt", "--register", REGISTER_IN_CONTAINER],
@@ -538,13 +546,15 @@ def test_prometheus_loads_the_config_in_deploy_prometheus(services):
     assert prometheus_config_path(services) == PROMETHEUS_CONFIG
 
 
-def test_prometheus_scrapes_the_three_project_metrics_endpoints(services):
+def test_prometheus_scrapes_every_project_metrics_endpoint(services):
     config = load_yaml(prometheus_config_path(services))
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
     targets = {
         target for group in jobs["energywatch"]["static_configs"] for target in group["targets"]
     }
-    assert targets == {"worker:39101", "notifier:39102", "simulator:39103"}
+    assert targets == {"worker:39101", "notifier:39102", "simulator:39103"} | {
+        f"{name}:39104" for name in INGEST_SERVICES
+    }
     for target in targets:
         assert target.split(":")[0] in services, target
 
@@ -556,7 +566,10 @@ def test_prometheus_scrape_ports_match_the_settings_defaults(prometheus_config, 
         if job["job_name"] == "energywatch"
         for group in job["static_configs"]
     }
-    assert by_service == {name: [f"{name}:{port}"] for name, port in metrics_ports.items()}
+    ingest_port = Settings.model_fields["ingest_metrics_port"].default
+    expected = {name: [f"{name}:{port}"] for name, port in metrics_ports.items()}
+    expected |= {name: [f"{name}:{ingest_port}"] for name in INGEST_SERVICES}
+    assert by_service == expected
 
 
 def test_prometheus_scrapes_itself(prometheus_config):
