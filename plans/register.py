@@ -51,6 +51,15 @@ class MeterEntry(BaseModel):
     energy_type: EnergyType
 
 
+class VocLimit(BaseModel):
+    """A pollutant's limit under the monitor's standard (DOMAIN.md §7): an hourly average and,
+    for some standards (GB 37822), any single reading."""
+
+    model_config = _STRICT
+    hourly_avg_mg_m3: float = Field(gt=0)
+    single_mg_m3: float | None = Field(default=None, gt=0)
+
+
 class VocMonitorEntry(BaseModel):
     model_config = _STRICT
     mn: str = Field(pattern=r"^[A-Za-z0-9]{1,24}$")
@@ -59,6 +68,9 @@ class VocMonitorEntry(BaseModel):
     password_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     crc_variant: Literal["standard", "modbus", "swapped"] = "standard"
     standard: str = "GB 37822-2019"
+    limits: dict[str, VocLimit] = Field(
+        default_factory=dict, description="by HJ 212 pollutant code, e.g. a24088 (NMHC)"
+    )
 
     def password_matches(self, password: str) -> bool:
         return hmac.compare_digest(

@@ -11,6 +11,7 @@ from plans.register import (
     EnterpriseEntry,
     MeterEntry,
     Register,
+    VocLimit,
     VocMonitorEntry,
     salted_digest,
 )
@@ -65,6 +66,12 @@ def register_for_fleet(fleet: Fleet, monitors: list[VocMonitorProfile] | None = 
                 password_salt=salt,
                 password_sha256=salted_digest(salt, monitor.password.get_secret_value()),
                 standard=monitor.standard,
+                limits={
+                    code: VocLimit(
+                        hourly_avg_mg_m3=limit.hourly_avg_mg_m3, single_mg_m3=limit.single_mg_m3
+                    )
+                    for code, limit in monitor.limits.items()
+                },
             )
         )
     return Register(
