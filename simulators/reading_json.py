@@ -6,25 +6,9 @@ each costs more than generating it. This writes the same bytes ``contracts.readi
 model for values whose float formatting could differ (very large or very small numbers).
 """
 
-from datetime import UTC, datetime
-from functools import lru_cache
-
+from contracts.json_text import SAFE_MAX, SAFE_MIN, json_number, utc_timestamp
 from contracts.readings import READING_MODELS, EnergyType, Reading, encode_reading
 from simulators.records import MeterSample
-
-# Python's repr and the JSON writer behind pydantic agree on the shortest round-trip digits;
-# they differ only in exponent notation, which starts outside this range.
-_SAFE_MIN = 1e-4
-_SAFE_MAX = 1e15
-
-
-@lru_cache(maxsize=4096)
-def _timestamp(at: datetime) -> str:
-    at = at.astimezone(UTC)
-    text = at.strftime("%Y-%m-%dT%H:%M:%S")
-    if at.microsecond:
-        text += f".{at.microsecond:06d}"
-    return text + "Z"
 
 
 def _suffix(energy_type: EnergyType) -> str:
@@ -38,37 +22,27 @@ _TYPE_PARTS: dict[EnergyType, tuple[str, str]] = {
 }
 
 
-def _number(value: float | None) -> str | None:
-    if value is None:
-        return "null"
-    if value == 0:
-        return repr(float(value))  # "0.0" or "-0.0", as the model writes them
-    if _SAFE_MIN <= abs(value) < _SAFE_MAX:
-        return repr(float(value))
-    return None
-
-
 def encode_sample(sample: MeterSample, source: str = "simulator") -> bytes:
     """The JSON reading for a sample, byte-identical to the contract's encoder."""
     code, meter_id, energy_type, period_start, interval_seconds, consumption, counter = sample
     # the common case inline: floats in the range where repr matches the model's JSON
     if (
         consumption.__class__ is float
-        and _SAFE_MIN <= consumption < _SAFE_MAX
+        and SAFE_MIN <= consumption < SAFE_MAX
         and counter.__class__ is float
-        and _SAFE_MIN <= counter < _SAFE_MAX
+        and SAFE_MIN <= counter < SAFE_MAX
     ):
         consumption_text: str | None = repr(consumption)
         counter_text: str | None = repr(counter)
     else:
-        consumption_text = _number(consumption)
-        counter_text = _number(counter)
+        consumption_text = json_number(consumption)
+        counter_text = json_number(counter)
         if consumption_text is None or counter_text is None:
             return encode_reading(to_reading(sample, source))
     type_part, counter_part = _TYPE_PARTS[energy_type]
     return (
         f'{{"schema_version":1,"enterprise_code":"{code}","meter_id":"{meter_id}",'
-        f'"period_start":"{_timestamp(period_start)}","interval_seconds":{interval_seconds},'
+        f'"period_start":"{utc_timestamp(period_start)}","interval_seconds":{interval_seconds},'
         f'"source":"{source}",{type_part}{consumption_text}{counter_part}{counter_text}}}'
     ).encode()
 
