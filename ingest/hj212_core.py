@@ -18,7 +18,7 @@ from typing import Final
 
 from pydantic import ValidationError
 
-from contracts.voc import DataFlag, VocSample
+from contracts.voc import VocSample, decode_voc_sample, encode_voc_sample
 from ingest.hj212 import (
     CN_DATA_REPLY,
     CN_NOTICE_REPLY,
@@ -30,6 +30,7 @@ from ingest.hj212 import (
     decode_frame,
     parse_number,
 )
+from ingest.voc_json import Values, check_sample, voc_sample_json
 from plans.register import Register
 
 CHANNEL: Final = "hj212"
@@ -37,7 +38,6 @@ DATA_INTERVALS: Final = {"2051": 60, "2061": 3600, "2031": 86_400}
 REALTIME_DATA: Final = "2011"
 #: Reasons a frame is refused beyond the decoder's own kinds; metric label values.
 GATEWAY_KINDS: Final = ("unknown_device", "wrong_password", "bad_sample", "not_stored")
-_FLAGS: Final = frozenset(flag.value for flag in DataFlag)
 _PW = re.compile(rb"PW=([^;&]*)")
 _MN = re.compile(rb"MN=([A-Za-z0-9]{1,24})")
 _VARIANTS: Final = {
@@ -52,11 +52,15 @@ class FrameOutcome:
     """What to do for one frame: each part optional."""
 
     reply: bytes | None = None
-    sample: VocSample | None = None
+    sample_json: bytes | None = None  # a VocSample, as its contract JSON
     rejection: tuple[str, str] | None = None  # (kind, reason)
     auth_failure: bool = False
     device: str | None = None
     masked_raw: bytes = field(default=b"", repr=False)
+
+    @property
+    def sample(self) -> VocSample | None:
+        return None if self.sample_json is None else decode_voc_sample(self.sample_json)
 
 
 def mask_password(raw: bytes) -> bytes:
@@ -83,32 +87,37 @@ def _reply(packet: DecodedPacket, cn: str) -> bytes | None:
     return build_reply(packet, cn)
 
 
-def _sample(packet: DecodedPacket, enterprise_code: str, interval: int) -> VocSample:
+def _sample_json(packet: DecodedPacket, enterprise_code: str, interval: int) -> bytes:
+    """The sample's contract JSON; ``ValueError`` with the reason when the contract refuses it."""
     if packet.data_time is None:
         raise ValueError(f"CN={packet.cn} data has no DataTime")
-    values: dict[str, dict[str, object]] = {}
+    values: dict[str, Values] = {}
     for code, fields in packet.pollutants.items():
-        flag = fields.get("Flag") or "N"
-        if flag not in _FLAGS:
-            raise ValueError(f"{code}-Flag={flag!r} is not one of N F M S D C T B")
-        values[code] = {
-            "avg": parse_number(fields.get("Avg", "")),
-            "min": parse_number(fields.get("Min", "")),
-            "max": parse_number(fields.get("Max", "")),
-            "cou": parse_number(fields.get("Cou", "")),
-            "flag": flag,
-        }
-    # plain dicts: pydantic validates the whole sample in one pass of its compiled core
-    return VocSample.model_validate(
+        values[code] = (
+            parse_number(fields.get("Avg", "")),
+            parse_number(fields.get("Min", "")),
+            parse_number(fields.get("Max", "")),
+            parse_number(fields.get("Cou", "")),
+            fields.get("Flag") or "N",
+        )
+    check_sample(packet.data_time, interval, values)
+    fast = voc_sample_json(packet.mn, enterprise_code, packet.data_time, interval, values, "hj212")
+    if fast is not None:
+        return fast
+    sample = VocSample.model_validate(  # a number only the model can format
         {
             "monitor_id": packet.mn,
             "enterprise_code": enterprise_code,
             "data_time": packet.data_time,
             "interval_seconds": interval,
-            "values": values,
+            "values": {
+                code: dict(zip(("avg", "min", "max", "cou", "flag"), v, strict=True))
+                for code, v in values.items()
+            },
             "source": "hj212",
         }
     )
+    return encode_voc_sample(sample)
 
 
 def handle_frame(raw: bytes, register: Register) -> FrameOutcome:
@@ -137,7 +146,7 @@ def handle_frame(raw: bytes, register: Register) -> FrameOutcome:
     if interval is not None:
         reply = _reply(packet, CN_DATA_REPLY)
         try:
-            sample = _sample(packet, device.enterprise_code, interval)
+            sample_json = _sample_json(packet, device.enterprise_code, interval)
         except (ValueError, ValidationError) as error:
             reason = (
                 str(error.errors()[0]["msg"]) if isinstance(error, ValidationError) else str(error)
@@ -145,7 +154,9 @@ def handle_frame(raw: bytes, register: Register) -> FrameOutcome:
             return FrameOutcome(
                 reply=reply, rejection=("bad_sample", reason), device=packet.mn, masked_raw=masked
             )
-        return FrameOutcome(reply=reply, sample=sample, device=packet.mn, masked_raw=masked)
+        return FrameOutcome(
+            reply=reply, sample_json=sample_json, device=packet.mn, masked_raw=masked
+        )
     if packet.cn == REALTIME_DATA:
         return FrameOutcome(
             reply=_reply(packet, CN_DATA_REPLY),

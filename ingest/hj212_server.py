@@ -16,7 +16,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from contracts.voc import encode_voc_sample
 from energywatch.settings import Settings
 from ingest.hj212_core import CHANNEL, FrameOutcome, handle_frame, mask_password
 from ingest.metrics import IngestMetrics
@@ -111,11 +110,11 @@ class Hj212Gateway:
     async def _handle(self, frame: bytes, writer: asyncio.StreamWriter) -> None:
         self._received.inc()
         outcome: FrameOutcome = handle_frame(frame, self._register)
-        if outcome.sample is not None:
+        if outcome.sample_json is not None and outcome.device is not None:
             await self._publisher.publish(
                 CHANNEL,
                 self._settings.voc_topic,
-                [(outcome.sample.monitor_id.encode(), encode_voc_sample(outcome.sample))],
+                [(outcome.device.encode(), outcome.sample_json)],
                 headers=[(RAW_HEADER, outcome.masked_raw)],
             )
         if outcome.rejection is not None:
