@@ -20,7 +20,7 @@ from datetime import UTC, date, datetime, timedelta
 from contracts.production import OutputValueReport, ProductOutputReport
 from contracts.readings import EnergyType
 from simulators.cn_calendar import ChinaCalendar
-from simulators.coal_factors import CoalFactors
+from plans.coal_factors import CoalFactors
 from simulators.fleet import Enterprise, Fleet, Meter
 from simulators.production import (
     CHINA_STANDARD_TIME,

@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from contracts.readings import READING_MODELS, EnergyType
-from simulators.coal_factors import CoalFactorError, CoalFactors, kgce_per_unit
+from plans.coal_factors import CoalFactorError, CoalFactors, kgce_per_unit
 from simulators.industries import (
     IndustryCatalogue,
     IndustryDataError,

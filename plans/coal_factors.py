@@ -110,5 +110,5 @@ def kgce_per_unit(energy_type: EnergyType, on: date) -> tuple[float, str]:
 
 @cache
 def _packaged_factors() -> CoalFactors:
-    text = resources.files("simulators").joinpath("data", _TABLE_FILE).read_text("utf-8")
+    text = resources.files("plans").joinpath("data", _TABLE_FILE).read_text("utf-8")
     return CoalFactors.from_yaml(text, source=_TABLE_FILE)
