@@ -57,18 +57,34 @@ class FactorVersion(BaseModel):
         return self
 
 
+class EquivalentElectricity(BaseModel):
+    """One year's equal-value (等价值) electricity factor: the coal burnt to generate and
+    supply a kWh that year (the national average supply coal rate)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    year: int = Field(ge=2000, le=2100)
+    kgce_per_kwh: float = Field(gt=0.1, lt=0.5)
+    source: str = Field(min_length=1)
+    verify: bool = False
+
+
 class CoalFactors(BaseModel):
-    """All editions, oldest first."""
+    """All editions, oldest first, and the yearly equal-value electricity factors."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     versions: tuple[FactorVersion, ...] = Field(min_length=1)
+    electricity_equivalent: tuple[EquivalentElectricity, ...] = ()
 
     @model_validator(mode="after")
     def _in_date_order(self) -> Self:
         dates = [version.valid_from for version in self.versions]
         if dates != sorted(set(dates)):
             raise ValueError("versions must be listed oldest first, one per valid_from date")
+        years = [entry.year for entry in self.electricity_equivalent]
+        if years != sorted(set(years)):
+            raise ValueError("electricity_equivalent years must be listed oldest first, once each")
         return self
 
     @classmethod
@@ -97,6 +113,14 @@ class CoalFactors(BaseModel):
             raise CoalFactorError("water is metered beside energy but has no coal factor")
         factor = self.version_on(on).factors[energy_type]
         return factor.kgce_per_unit, factor.unit
+
+    def electricity_equivalent_on(self, on: date) -> EquivalentElectricity:
+        """The equal-value electricity factor for ``on``'s year, or the latest year before it
+        (a year's figure is published after the year ends)."""
+        for entry in reversed(self.electricity_equivalent):
+            if entry.year <= on.year:
+                return entry
+        raise CoalFactorError(f"no equal-value electricity factor for {on.year} or earlier")
 
 
 def kgce_per_unit(energy_type: EnergyType, on: date) -> tuple[float, str]:

@@ -44,11 +44,18 @@ class EnterpriseEntry(BaseModel):
         return hmac.compare_digest(salted_digest(self.token_salt, token), self.token_sha256)
 
 
+#: Why a meter's energy is reported but kept out of the controlled totals (DOMAIN.md §2):
+#: newly added renewable electricity, energy used as feedstock (原料用能), or a nationally
+#: listed major project (能耗单列).
+Exclusion = Literal["renewable", "feedstock", "listed_project"]
+
+
 class MeterEntry(BaseModel):
     model_config = _STRICT
-    meter_id: str
+    meter_id: str = Field(pattern=r"^[A-Za-z0-9_.:\-]{1,64}$")
     enterprise_code: EnterpriseCode
     energy_type: EnergyType
+    excluded_from_totals: Exclusion | None = None
 
 
 class VocLimit(BaseModel):
