@@ -39,11 +39,9 @@ Every full hour also yields the hourly sample built from that hour's minutes by
 import hashlib
 import math
 import random
-from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from statistics import fmean
 from typing import Final, Self
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
@@ -65,6 +63,7 @@ from ingest.hj212 import (
     qn_for,
 )
 from simulators.electricity import simulated_enterprise_code
+from stream.voc_averages import VALID_SHARE, average
 
 NMHC: Final = "a24088"
 METHANE: Final = "a05002"
@@ -94,7 +93,7 @@ _SPREAD: Final = dict.fromkeys(ANALYSER_CODES, 0.12) | {
 }
 
 #: An hour's value is valid (flag N) when at least this share of its minutes is N.
-HOURLY_VALID_SHARE: Final = 0.75
+HOURLY_VALID_SHARE: Final = VALID_SHARE
 
 # Span gases of the calibration's second half: propane-equivalent NMHC, methane, and each
 # aromatic, mg/m³. Far above normal readings on purpose.
@@ -432,71 +431,10 @@ def voc_samples(
             yield hourly_sample(hour)
 
 
-def _most_common_flag(flags: Sequence[DataFlag]) -> DataFlag:
-    """The most common non-N flag; ties go to the one seen first. Minutes that are missing
-    altogether count as a communication fault (B)."""
-    counts = Counter(flag for flag in flags if flag is not DataFlag.NORMAL)
-    if not counts:
-        return DataFlag.COMMUNICATION_FAULT
-    return counts.most_common(1)[0][0]  # Counter keeps first-seen order among equal counts
-
-
 def hourly_sample(minutes: Sequence[VocSample]) -> VocSample:
-    """The hourly sample (CN 2061) of one monitor's minute samples within one hour.
-
-    Per pollutant: ``avg`` is the mean of the N-flagged minutes' averages, ``min``/``max``
-    their extremes, ``cou`` the sum of their totals (flow: m³). The flag is N when at least
-    75% of the hour's 60 minutes are N with a value; otherwise it is the most common non-N
-    flag (ties: the first seen; minutes missing altogether count as B), and ``avg`` still
-    reports the N minutes' mean if there are any. Values are rounded to the code's decimals.
-    """
-    if not minutes:
-        raise ValueError("an hourly sample needs at least one minute sample")
-    first = minutes[0]
-    hour_start = first.data_time.replace(minute=0)
-    for sample in minutes:
-        if sample.interval_seconds != 60 or sample.monitor_id != first.monitor_id:
-            raise ValueError("an hourly sample is built from one monitor's minute samples")
-        if sample.data_time.replace(minute=0) != hour_start:
-            raise ValueError(
-                f"minute {sample.data_time.isoformat()} is outside the hour starting"
-                f" {hour_start.isoformat()}"
-            )
-    if len({sample.data_time for sample in minutes}) != len(minutes):
-        raise ValueError("an hourly sample is built from distinct minutes, not repeats")
-    codes = dict.fromkeys(code for sample in minutes for code in sample.values)
-    values = {}
-    for code in codes:
-        readings = [sample.values[code] for sample in minutes if code in sample.values]
-        valid = [r for r in readings if r.flag is DataFlag.NORMAL and r.avg is not None]
-        decimals = DECIMALS.get(code, 4)
-        if len(valid) >= HOURLY_VALID_SHARE * 60:
-            flag = DataFlag.NORMAL
-        else:
-            missing = [DataFlag.COMMUNICATION_FAULT] * (60 - len(readings))
-            flag = _most_common_flag([r.flag for r in readings] + missing)
-        if not valid:
-            values[code] = PollutantValue(flag=flag)
-            continue
-        avgs = [r.avg for r in valid if r.avg is not None]
-        lows = [r.avg if r.min is None else r.min for r in valid]
-        highs = [r.avg if r.max is None else r.max for r in valid]
-        totals = [r.cou for r in valid if r.cou is not None]
-        values[code] = PollutantValue(
-            avg=round(fmean(avgs), decimals),
-            min=min(v for v in lows if v is not None),
-            max=max(v for v in highs if v is not None),
-            cou=round(math.fsum(totals), _COU_DECIMALS) if totals else None,
-            flag=flag,
-        )
-    return VocSample(
-        monitor_id=first.monitor_id,
-        enterprise_code=first.enterprise_code,
-        data_time=hour_start,
-        interval_seconds=3600,
-        values=values,
-        source=first.source,
-    )
+    """The hourly sample (CN 2061) of one monitor's minute samples within one hour, by the
+    stream's own rule (``stream.voc_averages``), rounded as the data logger displays it."""
+    return average(minutes, 3600, decimals=DECIMALS, cou_decimals=_COU_DECIMALS)
 
 
 _CN_BY_INTERVAL: Final = {60: CN_MINUTE_DATA, 3600: CN_HOURLY_DATA, 86_400: CN_DAILY_DATA}
