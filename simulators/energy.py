@@ -19,8 +19,8 @@ from datetime import UTC, date, datetime, timedelta
 
 from contracts.production import OutputValueReport, ProductOutputReport
 from contracts.readings import EnergyType
+from plans.cn_calendar import ChinaCalendar
 from plans.coal_factors import CoalFactors
-from simulators.cn_calendar import ChinaCalendar
 from simulators.fleet import Enterprise, Fleet, Meter
 from simulators.production import (
     CHINA_STANDARD_TIME,

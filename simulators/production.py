@@ -34,7 +34,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from functools import lru_cache
 from typing import Final
 
-from simulators.cn_calendar import ChinaCalendar, DayKind
+from plans.cn_calendar import ChinaCalendar, DayKind
 from simulators.industries import IndustryProfile, OperatingPattern
 
 CHINA_STANDARD_TIME: Final = timezone(timedelta(hours=8), "CST")

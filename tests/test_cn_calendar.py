@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from simulators.cn_calendar import (
+from plans.cn_calendar import (
     ESTIMATE_SOURCE,
     CalendarDataError,
     ChinaCalendar,

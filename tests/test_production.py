@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from simulators.cn_calendar import ChinaCalendar
+from plans.cn_calendar import ChinaCalendar
 from simulators.industries import IndustryCatalogue, OperatingPattern
 from simulators.production import (
     CHINA_STANDARD_TIME,

@@ -219,5 +219,5 @@ def _dates_after(a: date, b: date) -> Iterable[date]:
 
 @cache
 def _packaged_calendar() -> ChinaCalendar:
-    text = resources.files("simulators").joinpath("data", _TABLE_FILE).read_text("utf-8")
+    text = resources.files("plans").joinpath("data", _TABLE_FILE).read_text("utf-8")
     return ChinaCalendar.from_yaml(text, source=_TABLE_FILE)
