@@ -24,7 +24,7 @@ DAY_START = datetime(2026, 3, 2, tzinfo=CHINA_STANDARD_TIME)
 CALENDAR = ChinaCalendar.load()
 
 
-def quarters(count: int, skip: set[int] = frozenset()) -> list[datetime]:
+def quarters(count: int, skip: frozenset[int] | set[int] = frozenset()) -> list[datetime]:
     return [DAY_START + i * Q for i in range(count) if i not in skip]
 
 
