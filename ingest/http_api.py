@@ -27,7 +27,7 @@ from ingest.idempotency import IdempotencyCache
 from ingest.metrics import IngestMetrics
 from ingest.publisher import KafkaPublisher, Message
 from ingest.report_validation import check_report
-from ingest.validation import Accepted, Rejection, check_reading
+from ingest.validation import Rejection, check_reading
 from plans.register import EnterpriseEntry, Register
 
 CHANNEL = "http"
@@ -157,6 +157,41 @@ def create_http_app(
             response.headers["Idempotent-Replayed"] = "true"
         return answer
 
+    Outcome = tuple[Message, tuple[str, ...]] | Rejection
+
+    def reading_outcome(item: Any, enterprise: EnterpriseEntry, now: datetime) -> Outcome:
+        checked = check_reading(
+            item, register=register, sender=enterprise.code, now=now, source="https"
+        )
+        if isinstance(checked, Rejection):
+            return checked
+        reading = checked.reading
+        return (reading.meter_id.encode(), encode_reading(reading)), checked.warnings
+
+    def report_outcome(item: Any, enterprise: EnterpriseEntry, now: datetime) -> Outcome:
+        checked = check_report(item, enterprise_code=enterprise.code, now=now)
+        if isinstance(checked, Rejection):
+            return checked
+        report, warnings = checked
+        return (enterprise.code.encode(), encode_production_report(report)), warnings
+
+    async def upload(
+        items: list[Any],
+        check: Callable[[Any, EnterpriseEntry, datetime], Outcome],
+        topic: str,
+        enterprise: EnterpriseEntry,
+        key: str | None,
+        response: Response,
+    ) -> BatchResult:
+        earlier = replayed(enterprise, key, response)
+        if earlier is not None:
+            return earlier
+        metrics.received.labels(channel=CHANNEL).inc(len(items))
+        now = clock()
+        return await finish(
+            enterprise, items, [check(i, enterprise, now) for i in items], topic, key
+        )
+
     @app.post("/v1/readings", response_model=BatchResult, tags=["ingest"])
     async def upload_readings(
         batch: ReadingBatch,
@@ -165,25 +200,13 @@ def create_http_app(
         idempotency_key: Annotated[str | None, Header(max_length=128)] = None,
     ) -> BatchResult:
         """Readings of the caller's meters; each item is answered on its own."""
-        earlier = replayed(enterprise, idempotency_key, response)
-        if earlier is not None:
-            return earlier
-        metrics.received.labels(channel=CHANNEL).inc(len(batch.items))
-        now = clock()
-        outcomes: list[tuple[Message, tuple[str, ...]] | Rejection] = []
-        for item in batch.items:
-            checked = check_reading(
-                item, register=register, sender=enterprise.code, now=now, source="https"
-            )
-            if isinstance(checked, Accepted):
-                reading = checked.reading
-                outcomes.append(
-                    ((reading.meter_id.encode(), encode_reading(reading)), checked.warnings)
-                )
-            else:
-                outcomes.append(checked)
-        return await finish(
-            enterprise, batch.items, outcomes, settings.readings_topic, idempotency_key
+        return await upload(
+            batch.items,
+            reading_outcome,
+            settings.readings_topic,
+            enterprise,
+            idempotency_key,
+            response,
         )
 
     @app.post("/v1/reports", response_model=BatchResult, tags=["ingest"])
@@ -195,23 +218,13 @@ def create_http_app(
     ) -> BatchResult:
         """Daily and monthly figures of the caller: energy totals, product output, output value,
         value added."""
-        earlier = replayed(enterprise, idempotency_key, response)
-        if earlier is not None:
-            return earlier
-        metrics.received.labels(channel=CHANNEL).inc(len(batch.items))
-        now = clock()
-        outcomes: list[tuple[Message, tuple[str, ...]] | Rejection] = []
-        for item in batch.items:
-            checked = check_report(item, enterprise_code=enterprise.code, now=now)
-            if isinstance(checked, Rejection):
-                outcomes.append(checked)
-            else:
-                report, warnings = checked
-                outcomes.append(
-                    ((enterprise.code.encode(), encode_production_report(report)), warnings)
-                )
-        return await finish(
-            enterprise, batch.items, outcomes, settings.production_topic, idempotency_key
+        return await upload(
+            batch.items,
+            report_outcome,
+            settings.production_topic,
+            enterprise,
+            idempotency_key,
+            response,
         )
 
     @app.get("/v1/health", tags=["ingest"])
