@@ -1,7 +1,7 @@
 """Identifier and time types shared by every contract."""
 
-from datetime import UTC, datetime
-from typing import Annotated
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Annotated, Final
 
 from pydantic import AfterValidator, AwareDatetime, StringConstraints
 
@@ -36,6 +36,11 @@ EnterpriseCode = Annotated[
 MeterId = Annotated[
     str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:\-]+$")
 ]
+
+
+#: China Standard Time (UTC+8, no daylight saving): day and month boundaries of plans and
+#: reports, and HJ 212's DataTime. Everything else is UTC.
+CHINA_STANDARD_TIME: Final = timezone(timedelta(hours=8), "CST")
 
 
 def _to_utc(value: datetime) -> datetime:

@@ -12,6 +12,7 @@ from typing import Any, Final
 
 from pydantic import ValidationError
 
+from contracts.identifiers import CHINA_STANDARD_TIME
 from contracts.production import (
     AnyProductionReport,
     EnergyTotalReport,
@@ -20,15 +21,7 @@ from contracts.production import (
     ValueAddedReport,
 )
 from contracts.readings import READING_MODELS, EnergyType
-from ingest.validation import (
-    CHINA_STANDARD_TIME,
-    FUTURE_TOLERANCE,
-    OLDEST_ACCEPTED,
-    UNITS,
-    Rejection,
-    _number,
-    _reject,
-)
+from ingest.validation import FUTURE_TOLERANCE, OLDEST_ACCEPTED, UNITS, Rejection, _number, _reject
 
 DAY_TOLERANCE: Final = timedelta(minutes=1)
 MONTH_TOLERANCE: Final = timedelta(days=1)

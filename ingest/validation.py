@@ -12,15 +12,15 @@ China Standard Time (with a warning). Exact about the rest.
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any, Final
 
 from pydantic import ValidationError
 
+from contracts.identifiers import CHINA_STANDARD_TIME
 from contracts.readings import READING_MODELS, EnergyType, Reading
 from plans.register import Register
 
-CHINA_STANDARD_TIME: Final = timezone(timedelta(hours=8), "CST")
 #: Every reason an item can be refused; metrics use these as label values.
 REJECTION_KINDS: Final = (
     "wrong_schema",

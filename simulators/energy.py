@@ -17,17 +17,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
+from contracts.identifiers import CHINA_STANDARD_TIME
 from contracts.production import OutputValueReport, ProductOutputReport
 from contracts.readings import EnergyType
 from plans.cn_calendar import ChinaCalendar
 from plans.coal_factors import CoalFactors
 from simulators.fleet import Enterprise, Fleet, Meter
-from simulators.production import (
-    CHINA_STANDARD_TIME,
-    Outage,
-    planned_outages,
-    production_model,
-)
+from simulators.production import Outage, planned_outages, production_model
 from simulators.records import MeterSample
 
 SECONDS_PER_YEAR = 365 * 86_400

@@ -30,14 +30,14 @@ import random
 from calendar import monthrange
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from typing import Final
 
+from contracts.identifiers import CHINA_STANDARD_TIME
 from plans.cn_calendar import ChinaCalendar, DayKind
 from simulators.industries import IndustryProfile, OperatingPattern
 
-CHINA_STANDARD_TIME: Final = timezone(timedelta(hours=8), "CST")
 QUARTERS_PER_DAY: Final = 96
 _QUARTER_SECONDS: Final = 900
 _DAY_SECONDS: Final = 86_400

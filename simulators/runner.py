@@ -16,13 +16,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import cast
 
+from contracts.identifiers import CHINA_STANDARD_TIME
 from contracts.production import encode_production_report
 from contracts.voc import VocSample, encode_voc_sample
 from simulators.emission import EmissionQueue
 from simulators.energy import EnergyModel
 from simulators.faults import FaultInjector, FaultSpec
 from simulators.fleet import Enterprise
-from simulators.production import CHINA_STANDARD_TIME
 from simulators.reading_json import encode_sample
 from simulators.records import Channel, SimRecord
 from simulators.voc import VocMonitorProfile, voc_samples

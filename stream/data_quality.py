@@ -18,8 +18,9 @@ from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Final
 
+from contracts.identifiers import CHINA_STANDARD_TIME
 from plans.cn_calendar import ChinaCalendar
-from stream.windows import CHINA_STANDARD_TIME, WindowSize, window_start
+from stream.windows import WindowSize, window_start
 
 COMPLETENESS_REQUIRED: Final = 0.90
 DAILY_VS_MONTHLY_TOLERANCE: Final = 0.05

@@ -8,14 +8,12 @@ controlled totals (``counted`` is False, ``exclusion`` says why).
 """
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
-from typing import Final
+from datetime import date, datetime
 
+from contracts.identifiers import CHINA_STANDARD_TIME
 from contracts.readings import EnergyType
 from plans.coal_factors import CoalFactors
 from plans.register import Exclusion
-
-CHINA_STANDARD_TIME: Final = timezone(timedelta(hours=8), "CST")
 
 
 @dataclass(frozen=True, slots=True)

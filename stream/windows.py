@@ -36,12 +36,13 @@ Semantics, in the order an event meets them:
 import math
 from collections.abc import Hashable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from enum import Enum
 from typing import Any, Final
 
+from contracts.identifiers import CHINA_STANDARD_TIME
+
 #: UTC+8 all year: a fixed offset, not Asia/Shanghai, whose history has pre-1992 DST.
-CHINA_STANDARD_TIME: Final = timezone(timedelta(hours=8), "CST")
 
 #: 1970-01-01 00:00 CST, the origin fixed-size windows count from (CST midnights for days).
 _ORIGIN: Final = datetime(1969, 12, 31, 16, tzinfo=UTC)

@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from contracts.identifiers import CHINA_STANDARD_TIME
 from plans.cn_calendar import ChinaCalendar
 from stream.data_quality import (
     MonthlyCheck,
@@ -16,7 +17,6 @@ from stream.data_quality import (
     off_period_start,
     offline,
 )
-from stream.windows import CHINA_STANDARD_TIME
 
 Q = timedelta(minutes=15)
 DAY = date(2026, 3, 2)  # a Monday

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
+from contracts.identifiers import CHINA_STANDARD_TIME
 from contracts.readings import EnergyType, decode_reading
 from energywatch.config_files import ConfigFileError, load_model
 from simulators.energy import EnergyModel
 from simulators.faults import FaultType
 from simulators.fleet import FleetConfig, build_fleet
-from simulators.production import CHINA_STANDARD_TIME
 from simulators.record_file import write_records
 from simulators.records import Channel
 from simulators.runner import Simulation

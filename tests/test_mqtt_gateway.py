@@ -26,12 +26,11 @@ from paho.mqtt.reasoncodes import ReasonCode
 from prometheus_client import CollectorRegistry
 
 from contracts.dead_letters import DeadLetter, decode_dead_letter
-from contracts.identifiers import uscc_check_character
+from contracts.identifiers import CHINA_STANDARD_TIME, uscc_check_character
 from contracts.readings import EnergyType, Reading, decode_reading
 from energywatch.settings import Settings
 from ingest.metrics import IngestMetrics
 from ingest.mqtt_gateway import MqttGateway, broker_login, create_mqtt_gateway, judge_upload
-from ingest.validation import CHINA_STANDARD_TIME
 from plans.register import EnterpriseEntry, MeterEntry, Register, salted_digest
 from stack import down, up
 from stack.mqtt_accounts import remove_enterprise_account, set_enterprise_password

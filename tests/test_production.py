@@ -12,10 +12,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from contracts.identifiers import CHINA_STANDARD_TIME
 from plans.cn_calendar import ChinaCalendar
 from simulators.industries import IndustryCatalogue, OperatingPattern
 from simulators.production import (
-    CHINA_STANDARD_TIME,
     Outage,
     mean_level,
     planned_outages,

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from contracts.identifiers import CHINA_STANDARD_TIME
 from stream.windows import (
-    CHINA_STANDARD_TIME,
     AddOutcome,
     EventTimeWindows,
     WindowConfig,

@@ -12,11 +12,11 @@ loggers send and says exactly what it rejects), and builds the platform's replie
 (``build_reply``). It does no IO.
 """
 
+from contracts.identifiers import CHINA_STANDARD_TIME
 from ingest.hj212.crc import CrcVariant, crc16_hj212, crc16_modbus, crc_hex, swap_crc_bytes
 from ingest.hj212.decode import MAX_FRAME_BYTES, decode_frame
 from ingest.hj212.decoded import DecodedPacket, Version, parse_cst_time, parse_number
 from ingest.hj212.encode import (
-    CHINA_STANDARD_TIME,
     MAX_DATA_SEGMENT_BYTES,
     data_segment,
     data_time_cst,

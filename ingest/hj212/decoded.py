@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final, Literal
 
-from ingest.hj212.encode import CHINA_STANDARD_TIME
+from contracts.identifiers import CHINA_STANDARD_TIME
 from ingest.hj212.packet import FLAG_ACK_WANTED, FLAG_SPLIT_PACKET
 
 #: The protocol edition in a packet's Flag bits 2+ (1 → 2017, 2 → 2025, others unknown).

@@ -5,15 +5,15 @@ A frame is ``##`` + the data segment's length in bytes as 4 decimal digits + the
 upper-case hex digits (``crc16_hj212``) + ``\\r\\n``. The data segment is at most 1024 bytes.
 """
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Final
 
+from contracts.identifiers import CHINA_STANDARD_TIME
 from ingest.hj212.crc import crc16_hj212, crc_hex
 from ingest.hj212.packet import Packet
 
 #: China Standard Time: UTC+8 all year. A fixed offset, not Asia/Shanghai, whose history
 #: includes the summer time of 1986–1991.
-CHINA_STANDARD_TIME: Final = timezone(timedelta(hours=8), "CST")
 MAX_DATA_SEGMENT_BYTES: Final = 1024
 
 
