@@ -50,6 +50,20 @@ class Settings(BaseSettings):
     threshold_kwh_per_interval: float = Field(
         default=6000.0, gt=0, description="the static threshold: kWh one meter may use in 15 min"
     )
+    register_path: Path | None = Field(
+        default=None,
+        description="the enterprise register (plans/registers/*.yaml): counties, cities, "
+        "industries and excluded meters for the rollups; without one, every unit is "
+        "counted as 'unregistered' in the regional rollups",
+    )
+    allowed_lateness_seconds: float = Field(
+        default=7 * 86_400,
+        ge=0,
+        description="readings this far behind a partition's watermark still correct the rollups",
+    )
+    watermark_grace_seconds: float = Field(
+        default=1800, ge=0, description="how far the watermark trails the latest interval end"
+    )
 
     # Notifier
     notifier_group_id: str = "energywatch-notifier"

@@ -1,23 +1,25 @@
 """The readings worker: a Faust app built by ``create_app(settings)``.
 
-The agent is a thin adapter around ``stream.batch.process_batch``:
+The readings agent is a thin adapter around ``stream.ledger_writer.LedgerWriter`` (which wraps
+the pure core, ``stream.accounting``):
 
     take up to N raw records (no auto-ack)
-      -> core: decode, dead-letter bad records, judge readings against the threshold
-      -> dead letters to their topic, awaited          (durable)
-      -> readings + new alerts in one DB transaction  (durable)
+      -> one DB transaction: skip what is already done, account the rest (counters, standard
+         coal, watermarks), store ledger rows, add rollups, put new alerts in the outbox, send
+         dead letters (awaited), save progress
       -> pending alerts to the alerts topic, awaited, then marked published
       -> ack the records: Faust commits offsets only up to acknowledged records
 
-A crash anywhere before the ack re-delivers the batch; idempotent writes and deterministic
-alert ids make that harmless.
+A crash anywhere before the commit re-delivers the batch, which then runs as if for the first
+time; after the commit, the redelivered records are skipped by offset. Other agents (VOC
+samples, production reports) follow the same pattern.
 """
 
 import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import faust
@@ -25,11 +27,16 @@ from prometheus_client import CollectorRegistry
 
 from alerts.static_threshold import StaticThreshold
 from contracts.alert_events import AlertEvent, encode_alert
-from contracts.dead_letters import encode_dead_letter
+from contracts.dead_letters import DeadLetter, encode_dead_letter
 from energywatch.settings import Settings
-from stream.batch import RawRecord, process_batch
+from plans.coal_factors import CoalFactors
+from plans.register import Register, load_register
+from stream.accounting import Accountant, AccountingConfig
+from stream.batch import RawRecord
+from stream.ledger_writer import LedgerWriter
 from stream.metrics import WorkerMetrics
 from stream.sink import TimescaleSink
+from stream.standard_coal import StandardCoal
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +54,18 @@ def create_app(
     clock: Clock = utc_now,
 ) -> faust.App:
     """Build the worker's Faust app; nothing connects until the worker starts."""
-    metrics = WorkerMetrics.create(registry or CollectorRegistry())
+    registry = registry or CollectorRegistry()
+    metrics = WorkerMetrics.create(registry)
     threshold = StaticThreshold(limit_kwh_per_interval=settings.threshold_kwh_per_interval)
+    accountant = Accountant(
+        worker_register(settings),
+        StandardCoal(CoalFactors.load()),
+        AccountingConfig(
+            allowed_lateness=timedelta(seconds=settings.allowed_lateness_seconds),
+            grace=timedelta(seconds=settings.watermark_grace_seconds),
+        ),
+    )
+    writer = LedgerWriter(accountant, threshold, consumer=settings.worker_app_id)
     sink = TimescaleSink(settings.database_url, on_error=lambda exc: metrics.db_write_errors.inc())
 
     app = faust.App(
@@ -81,6 +98,17 @@ def create_app(
         )
         metrics.alerts_published.inc(len(alerts))
 
+    async def send_dead_letters(letters: Sequence[DeadLetter]) -> None:
+        await send_all(dead_letter_topic, [(None, encode_dead_letter(d)) for d in letters])
+        for letter in letters:
+            log.warning(
+                "dead-lettered %s[%s]@%s: %s",
+                letter.source_topic,
+                letter.source_partition,
+                letter.source_offset,
+                letter.reason,
+            )
+
     async def handle(events: Sequence[Any]) -> None:
         started = time.perf_counter()
         records = [
@@ -89,23 +117,18 @@ def create_app(
         ]
         metrics.records_consumed.inc(len(records))
         metrics.batch_size.observe(len(records))
-        outcome = process_batch(records, threshold, clock())
-        if outcome.dead_letters:
-            await send_all(
-                dead_letter_topic, [(None, encode_dead_letter(d)) for d in outcome.dead_letters]
-            )
-            for letter in outcome.dead_letters:
-                metrics.dead_letters.labels(kind=letter.kind).inc()
-                log.warning(
-                    "dead-lettered %s[%s]@%s: %s",
-                    letter.source_topic,
-                    letter.source_partition,
-                    letter.source_offset,
-                    letter.reason,
-                )
-        result = await sink.write(outcome.readings, outcome.alerts)
-        metrics.readings_stored.inc(result.readings_inserted)
-        metrics.readings_duplicate.inc(len(outcome.readings) - result.readings_inserted)
+        now = clock()
+        result = await sink.run(
+            "batch write", lambda conn: writer.write(conn, records, now, send_dead_letters)
+        )
+        for letter in result.dead_letters:
+            metrics.dead_letters.labels(kind=letter.kind).inc()
+        metrics.records_skipped.inc(result.skipped)
+        metrics.readings_stored.inc(result.inserted)
+        metrics.readings_duplicate.inc(result.duplicates)
+        metrics.readings_corrected.inc(result.corrections)
+        metrics.readings_too_late.inc(result.too_late)
+        metrics.rollup_rows.inc(result.rollup_rows)
         metrics.alerts_raised.inc(len(result.new_alert_ids))
         if result.new_alert_ids:
             await sink.publish_pending(publish_alerts, clock)
@@ -132,3 +155,14 @@ def create_app(
 
     app.energywatch_metrics = metrics  # type: ignore[attr-defined]
     return app
+
+
+def worker_register(settings: Settings) -> Register:
+    """The register the rollups' dimensions come from (an empty one when none is set)."""
+    if settings.register_path is None:
+        log.warning(
+            "no register (EW_REGISTER_PATH): every unit is counted as 'unregistered' in the "
+            "county, city and industry rollups"
+        )
+        return Register(name="none", enterprises=())
+    return load_register(settings.register_path)

@@ -46,6 +46,7 @@ consumption, the ``Flag``s that say what it saw and what it decided:
 import math
 from bisect import bisect_left, insort
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -281,6 +282,25 @@ class CounterTracker:
         for meter_id, data in snapshot["meters"].items():
             tracker._meters[meter_id] = MeterCounterState.from_json(data, config.typical_window)
         return tracker
+
+    def export_meters(self, meter_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """These meters' states (the ones seen) as JSON-ready data, for storing per meter."""
+        meters = self._meters
+        return {m: meters[m].to_json() for m in meter_ids if m in meters}
+
+    def import_meters(self, states: dict[str, dict[str, Any]]) -> None:
+        """Take these meters' states (from ``export_meters``), replacing any held."""
+        window = self.config.typical_window
+        for meter_id, data in states.items():
+            self._meters[meter_id] = MeterCounterState.from_json(data, window)
+
+    def forget(self, meter_ids: Iterable[str] | None = None) -> None:
+        """Drop these meters' states (all when None): another worker may have moved them on."""
+        if meter_ids is None:
+            self._meters.clear()
+        else:
+            for meter_id in meter_ids:
+                self._meters.pop(meter_id, None)
 
     def _first(
         self,

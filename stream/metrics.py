@@ -10,6 +10,10 @@ class WorkerMetrics:
     records_consumed: Counter
     readings_stored: Counter
     readings_duplicate: Counter
+    readings_corrected: Counter
+    readings_too_late: Counter
+    records_skipped: Counter
+    rollup_rows: Counter
     dead_letters: Counter
     alerts_raised: Counter
     alerts_published: Counter
@@ -33,6 +37,26 @@ class WorkerMetrics:
             readings_duplicate=Counter(
                 "energywatch_stream_readings_duplicate_total",
                 "Readings already stored (redelivered or replayed), written as no-ops",
+                registry=registry,
+            ),
+            readings_corrected=Counter(
+                "energywatch_stream_readings_corrected_total",
+                "Stored readings replaced by a corrected version (rollups adjusted)",
+                registry=registry,
+            ),
+            readings_too_late=Counter(
+                "energywatch_stream_readings_too_late_total",
+                "Readings beyond the allowed lateness: stored, not aggregated",
+                registry=registry,
+            ),
+            records_skipped=Counter(
+                "energywatch_stream_records_skipped_total",
+                "Redelivered records an earlier transaction had already made durable",
+                registry=registry,
+            ),
+            rollup_rows=Counter(
+                "energywatch_stream_rollup_rows_upserted_total",
+                "Rollup rows inserted or updated",
                 registry=registry,
             ),
             dead_letters=Counter(

@@ -56,9 +56,12 @@ class TimescaleSink:
             self._conn = conn
         return self._conn
 
-    async def _with_retry(
+    async def run(
         self, what: str, work: Callable[[psycopg.AsyncConnection[TupleRow]], Awaitable[T]]
     ) -> T:
+        """Run ``work`` on the sink's connection, serialised with other work; on a lost
+        connection or a deadlock, reconnect with backoff and run it again from the start, so
+        ``work`` must do all its writes in one transaction."""
         backoff = 0.2
         while True:
             try:
@@ -93,7 +96,7 @@ class TimescaleSink:
                 new_ids = await alert_outbox.insert_alerts(cur, alerts)
             return WriteResult(inserted, new_ids)
 
-        return await self._with_retry("batch write", work)
+        return await self.run("batch write", work)
 
     async def publish_pending(
         self,
@@ -111,7 +114,7 @@ class TimescaleSink:
                 await alert_outbox.mark_published(cur, [a.alert_id for a in pending], now())
             return len(pending)
 
-        return await self._with_retry("alert publish", work)
+        return await self.run("alert publish", work)
 
     async def close(self) -> None:
         await self._drop_connection()

@@ -66,7 +66,7 @@ def test_readings_are_stored_exactly_alerts_reach_the_webhook_and_a_replay_chang
         hot = ElectricityReading(
             enterprise_code=fleet[0].enterprise_code,
             meter_id=fleet[0].meter_id,
-            period_start=START + timedelta(days=30),
+            period_start=START + timedelta(days=10),  # after the replayed data, not in the future
             consumption_kwh=settings.threshold_kwh_per_interval * 2,
         )
         sent_at = time.monotonic()

@@ -1,0 +1,166 @@
+"""One batch of readings made durable: ledger rows, rollups, alerts and the stream's own
+state, all in one transaction (the adapter around ``stream.accounting``).
+
+    lock the batch's partitions' progress        (skips what an earlier transaction did)
+    load the counter meters' states not cached
+    core: account the records                    (dead letters, ledger rows, watermarks)
+    ledger: insert the new rows; reconcile the keys already there (duplicates, corrections)
+    rollups: add the contributions of new and corrected rows
+    alerts: the new ones into the outbox
+    dead letters: sent and acknowledged by Kafka before the commit
+    save progress and counter states; commit
+
+A crash anywhere before the commit leaves nothing; after it, the redelivered records are
+below ``next_offset`` and skipped. So each record is accounted exactly once, and the rollups
+equal those of an uninterrupted run.
+"""
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import psycopg
+from psycopg.rows import TupleRow
+
+from alerts.static_threshold import StaticThreshold
+from contracts.dead_letters import DeadLetter
+from storage import alert_outbox, ledger, rollups, stream_state
+from stream.accounting import (
+    Accountant,
+    LedgerRow,
+    contributions,
+    counter_meters,
+    dead_letter,
+    decode_records,
+    reconcile,
+)
+from stream.batch import RawRecord
+from stream.counters import CounterConfig, CounterTracker
+
+SendDeadLetters = Callable[[Sequence[DeadLetter]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    records: int
+    skipped: int  # already made durable by an earlier transaction
+    inserted: int  # new ledger rows (aggregated or not)
+    duplicates: int  # repeats, in the batch or of stored rows
+    corrections: int  # stored rows replaced by a corrected version
+    too_late: int  # stored, not aggregated
+    rollup_rows: int
+    dead_letters: list[DeadLetter]
+    new_alert_ids: list[str]
+
+
+class LedgerWriter:
+    """Holds the core and the counter-state cache for one worker process."""
+
+    def __init__(
+        self,
+        accountant: Accountant,
+        threshold: StaticThreshold,
+        consumer: str,
+        counter_config: CounterConfig | None = None,
+    ) -> None:
+        self.accountant = accountant
+        self.threshold = threshold
+        self.consumer = consumer
+        self._tracker = CounterTracker(counter_config or CounterConfig())
+        #: each partition's next offset as this process last committed it: if the database
+        #: says otherwise, another worker has had the partition and cached states are stale
+        self._committed: dict[tuple[str, int], int] = {}
+
+    def forget_cache(self) -> None:
+        self._tracker.forget()
+        self._committed.clear()
+
+    async def write(
+        self,
+        conn: psycopg.AsyncConnection[TupleRow],
+        records: Sequence[RawRecord],
+        now: datetime,
+        send_dead_letters: SendDeadLetters,
+    ) -> BatchResult:
+        try:
+            return await self._write(conn, records, now, send_dead_letters)
+        except BaseException:
+            self.forget_cache()  # the tracker may hold states the rollback undid
+            raise
+
+    async def _write(
+        self,
+        conn: psycopg.AsyncConnection[TupleRow],
+        records: Sequence[RawRecord],
+        now: datetime,
+        send_dead_letters: SendDeadLetters,
+    ) -> BatchResult:
+        decoded = decode_records(records)
+        topics = {r.topic for r in records}
+        if len(topics) > 1:
+            raise ValueError(f"one topic per batch, got {sorted(topics)}")
+        topic = next(iter(topics), "")
+        async with conn.transaction(), conn.cursor() as cur:
+            partitions = await stream_state.lock_partitions(
+                cur, self.consumer, topic, (r.partition for r in records)
+            )
+            for p, state in partitions.items():
+                remembered = self._committed.get((topic, p))
+                if remembered is not None and remembered != state.next_offset:
+                    self._tracker.forget()
+            needed = [m for m in counter_meters(decoded) if self._tracker.meter_state(m) is None]
+            self._tracker.import_meters(await stream_state.load_counter_states(cur, needed))
+
+            accounting = self.accountant.account(decoded, partitions, self._tracker, now)
+            rows = [a.row for a in accounting.rows]
+            new_keys = await ledger.insert_new(cur, rows)
+            inserted = [a for a in accounting.rows if a.row.key in new_keys]
+            clashing = [a for a in accounting.rows if a.row.key not in new_keys]
+            stored = await ledger.load(cur, [a.row.key for a in clashing])
+            replaced: list[tuple[LedgerRow, LedgerRow, datetime | None]] = []
+            rejected: list[DeadLetter] = []
+            duplicates = accounting.duplicates
+            for new in clashing:
+                old = stored[new.row.key]
+                outcome = reconcile(new, old)
+                if outcome.replacement is not None:
+                    replaced.append((old, outcome.replacement, new.watermark))
+                elif outcome.rejected_reason is not None:
+                    rejected.append(
+                        dead_letter(new.record, "too_late_correction", outcome.rejected_reason, now)
+                    )
+                else:
+                    duplicates += 1
+            await ledger.replace(cur, [r for _, r, _ in replaced])
+            touched = await rollups.add_contributions(
+                cur, contributions(inserted, replaced, self.accountant.register)
+            )
+            new_alert_ids = await alert_outbox.insert_alerts(
+                cur, self.threshold.evaluate(accounting.readings, now)
+            )
+            letters = accounting.dead_letters + rejected
+            if letters:
+                await send_dead_letters(letters)
+            await stream_state.save_partitions(
+                cur,
+                self.consumer,
+                topic,
+                accounting.partitions,
+                self.accountant.config.grace.total_seconds(),
+            )
+            await stream_state.save_counter_states(
+                cur, self._tracker.export_meters(accounting.counter_meters)
+            )
+        for p, state in accounting.partitions.items():
+            self._committed[(topic, p)] = state.next_offset
+        return BatchResult(
+            records=len(records),
+            skipped=accounting.skipped,
+            inserted=len(inserted),
+            duplicates=duplicates,
+            corrections=len(replaced) + accounting.replaced_in_batch,
+            too_late=accounting.too_late,
+            rollup_rows=touched,
+            dead_letters=letters,
+            new_alert_ids=new_alert_ids,
+        )
