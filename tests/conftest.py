@@ -8,6 +8,7 @@ database, so tests and concurrent runs never see each other's data.
 import socket
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -45,29 +46,49 @@ def _with_database(url: str, dbname: str) -> str:
     return psycopg.conninfo.make_conninfo(url, dbname=dbname)
 
 
-@pytest.fixture
-def database_settings(local_stack: Settings) -> Iterator[Settings]:
-    """Settings pointing at a fresh database of this test's own, dropped afterwards."""
+@contextmanager
+def fresh_database(local_stack: Settings) -> Iterator[Settings]:
+    """Settings pointing at a fresh database of its own, dropped afterwards."""
     dbname = f"ew_test_{uuid.uuid4().hex[:10]}"
     admin_url = local_stack.database_url.get_secret_value()
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{dbname}"')
-    yield local_stack.model_copy(
-        update={"database_url": SecretStr(_with_database(admin_url, dbname))}
-    )
+    try:
+        yield local_stack.model_copy(
+            update={"database_url": SecretStr(_with_database(admin_url, dbname))}
+        )
+    finally:
+        _drop_database(admin_url, dbname)
+
+
+def _drop_database(admin_url: str, dbname: str) -> None:
+    """Drop a test database. FORCE ends our own sessions in it, but not an autovacuum worker
+    (the superuser's) that a busy test woke up: wait for that to finish."""
+    import time
+
+    deadline = time.monotonic() + 60
     with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+        while True:
+            try:
+                conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+                return
+            except (psycopg.errors.InsufficientPrivilege, psycopg.errors.ObjectInUse):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
 
 
-@pytest.fixture
-def pipeline_settings(database_settings: Settings) -> Iterator[Settings]:
-    """Settings of an isolated pipeline: own topics, consumer groups, metrics ports, database."""
+@contextmanager
+def isolated_pipeline(database_settings: Settings) -> Iterator[Settings]:
+    """Settings of an isolated pipeline: own topics, consumer groups, metrics ports."""
     run = uuid.uuid4().hex[:10]
     settings = database_settings.model_copy(
         update={
             "readings_topic": f"ew-test-{run}.readings",
             "alerts_topic": f"ew-test-{run}.alerts",
             "dead_letter_topic": f"ew-test-{run}.dead-letters",
+            "production_topic": f"ew-test-{run}.production",
+            "voc_topic": f"ew-test-{run}.voc",
             "worker_app_id": f"ew-test-{run}-worker",
             "notifier_group_id": f"ew-test-{run}-notifier",
             "worker_metrics_port": free_port(),
@@ -76,10 +97,26 @@ def pipeline_settings(database_settings: Settings) -> Iterator[Settings]:
         }
     )
     ensure_topics(settings)
-    yield settings
-    if settings.prometheus_targets_dir is not None:
-        for service in (settings.worker_app_id, settings.notifier_group_id):
-            (settings.prometheus_targets_dir / f"{service}.json").unlink(missing_ok=True)
+    try:
+        yield settings
+    finally:
+        if settings.prometheus_targets_dir is not None:
+            for service in (settings.worker_app_id, settings.notifier_group_id):
+                (settings.prometheus_targets_dir / f"{service}.json").unlink(missing_ok=True)
+
+
+@pytest.fixture
+def database_settings(local_stack: Settings) -> Iterator[Settings]:
+    """Settings pointing at a fresh database of this test's own, dropped afterwards."""
+    with fresh_database(local_stack) as settings:
+        yield settings
+
+
+@pytest.fixture
+def pipeline_settings(database_settings: Settings) -> Iterator[Settings]:
+    """Settings of an isolated pipeline: own topics, consumer groups, metrics ports, database."""
+    with isolated_pipeline(database_settings) as settings:
+        yield settings
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
