@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry
 from rich.console import Console
 
 from energywatch import (
+    export_commands,
     hj212_commands,
     ingest_commands,
     register_commands,
@@ -116,6 +117,7 @@ app.add_typer(hj212_commands.app, name="hj212", help="HJ 212 packets: decode the
 app.add_typer(ingest_commands.app, name="ingest", help="Ingest gateways: HJ 212, HTTPS, MQTT.")
 app.command()(simulation_commands.simulate)
 app.command()(simulation_commands.replay)
+app.command()(export_commands.export)
 
 
 @app.command()
