@@ -183,11 +183,13 @@ class Accountant:
                 if isinstance(decoded, ReadingDecodeError):
                     raise decoded
                 reading = decoded
-                if reading.period_start > future_limit:
+                ends = reading.period_start + timedelta(seconds=reading.interval_seconds)
+                if ends > future_limit:  # the end, which moves the watermark
                     raise ReadingDecodeError(
                         "future_timestamp",
-                        f"period_start {reading.period_start.isoformat()} is after now "
-                        f"({now.isoformat()}) + {config.future_tolerance}: check the meter's clock",
+                        f"the interval from {reading.period_start.isoformat()} ends "
+                        f"{ends.isoformat()}, after now ({now.isoformat()}) + "
+                        f"{config.future_tolerance}: check the meter's clock",
                     )
             except ReadingDecodeError as exc:
                 result.dead_letters.append(_dead_letter(record, raw, exc.kind, exc.reason, now))
@@ -244,11 +246,20 @@ class Accountant:
             if index is None:
                 latest[row.key] = len(result.rows)
                 result.rows.append(accounted)
-            elif result.rows[index].row.as_sent() == row.as_sent():
+                continue
+            # the key came earlier in this batch: the same rule as against a stored row, so
+            # where batches are cut changes nothing
+            earlier = result.rows[index].row
+            outcome = reconcile(accounted, earlier)
+            if outcome.rejected_reason is not None:
+                result.dead_letters.append(
+                    _dead_letter(record, raw, "too_late_correction", outcome.rejected_reason, now)
+                )
+            elif outcome.replacement is None:
                 result.duplicates += 1
             else:
                 result.replaced_in_batch += 1
-                result.rows[index] = accounted
+                result.rows[index] = Accounted(outcome.replacement, record, watermark)
         return result
 
 
