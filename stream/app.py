@@ -35,8 +35,10 @@ from stream.accounting import Accountant, AccountingConfig
 from stream.batch import RawRecord
 from stream.ledger_writer import LedgerWriter
 from stream.metrics import WorkerMetrics
+from stream.production_agent import add_production_agent
 from stream.sink import TimescaleSink
 from stream.standard_coal import StandardCoal
+from stream.voc_agent import add_voc_agent
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +132,11 @@ def create_app(
         metrics.readings_too_late.inc(result.too_late)
         metrics.rollup_rows.inc(result.rollup_rows)
         metrics.alerts_raised.inc(len(result.new_alert_ids))
+        committed_at = time.time()
+        for event in events:
+            produced_at = event.message.timestamp  # the producer's CreateTime, in seconds
+            if produced_at:
+                metrics.event_to_row_seconds.observe(max(0.0, committed_at - produced_at))
         if result.new_alert_ids:
             await sink.publish_pending(publish_alerts, clock)
         metrics.batch_seconds.observe(time.perf_counter() - started)
@@ -153,6 +160,8 @@ def create_app(
 
     app.on_before_shutdown.connect(close_sink)  # type: ignore[arg-type]
 
+    add_voc_agent(app, settings, registry)
+    add_production_agent(app, settings, registry)
     app.energywatch_metrics = metrics  # type: ignore[attr-defined]
     return app
 

@@ -4,6 +4,31 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+#: fine enough to read percentiles from, up to a minute behind
+LATENCY_BUCKETS = (
+    0.01,
+    0.025,
+    0.05,
+    0.075,
+    0.1,
+    0.15,
+    0.2,
+    0.3,
+    0.4,
+    0.5,
+    0.75,
+    1.0,
+    1.5,
+    2.0,
+    3.0,
+    5.0,
+    7.5,
+    10.0,
+    20.0,
+    30.0,
+    60.0,
+)
+
 
 @dataclass(frozen=True)
 class WorkerMetrics:
@@ -20,6 +45,7 @@ class WorkerMetrics:
     db_write_errors: Counter
     batch_seconds: Histogram
     batch_size: Histogram
+    event_to_row_seconds: Histogram
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> "WorkerMetrics":
@@ -84,6 +110,12 @@ class WorkerMetrics:
                 "energywatch_stream_batch_seconds",
                 "Time to make one batch durable: decode, dead-letter, write, publish",
                 buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+                registry=registry,
+            ),
+            event_to_row_seconds=Histogram(
+                "energywatch_stream_event_to_row_seconds",
+                "From a record's Kafka timestamp (when it was produced) to its batch's commit",
+                buckets=LATENCY_BUCKETS,
                 registry=registry,
             ),
             batch_size=Histogram(

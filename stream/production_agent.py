@@ -1,0 +1,217 @@
+"""The production-reports agent: daily and monthly reports from the production topic into
+TimescaleDB (``storage.production``), beside the readings agent in the worker's Faust app.
+
+Same shape as the readings agent in ``stream.app``:
+
+    take up to N raw records (no auto-ack)
+      -> core (``decode_reports``, pure): decode, dead-letter bad records with the reason
+      -> dead letters to their topic, awaited                    (durable)
+      -> reports upserted in one DB transaction on natural keys   (durable)
+      -> ack the records: Faust commits offsets only up to acknowledged records
+
+A crash before the ack redelivers the batch; the upsert recognises records it already stored
+by their offset, so a redelivery changes nothing.
+"""
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import faust
+import psycopg
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from psycopg.rows import TupleRow
+from pydantic import TypeAdapter
+
+from contracts.dead_letters import DeadLetter, encode_dead_letter
+from contracts.decoding import DecodeError, decode_json
+from contracts.production import AnyProductionReport, ProductionReport
+from energywatch.settings import Settings
+from storage.production import ReceivedReport, ReportSource, UpsertCounts, upsert_reports
+from stream.batch import RawRecord
+from stream.sink import TimescaleSink
+from stream.windows import WindowSize, window_start
+
+log = logging.getLogger(__name__)
+
+STAGE: Final = "stream.production"
+_PERIOD_WINDOWS: Final = {"day": WindowSize.DAY, "month": WindowSize.MONTH}
+# the contract's union, decoded through the shared decoder so reasons read as everywhere else
+_REPORTS: Final[TypeAdapter[AnyProductionReport]] = TypeAdapter(ProductionReport)
+
+
+@dataclass(frozen=True)
+class DecodedReports:
+    accepted: list[tuple[RawRecord, AnyProductionReport]] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+
+
+def _decode(record: RawRecord) -> AnyProductionReport:
+    if record.value is None:
+        raise DecodeError("empty", "empty record: a production report needs a JSON value")
+    report = decode_json(_REPORTS, record.value, DecodeError)
+    start = window_start(report.period_start, _PERIOD_WINDOWS[report.period])
+    if start != report.period_start:
+        # the gateway snaps starts onto boundaries; one off a boundary would join no rollup
+        boundary = "00:00" if report.period == "day" else "the 1st, 00:00"
+        raise DecodeError(
+            "bad_period",
+            f"period_start {report.period_start.isoformat()} is not the start of a "
+            f"{report.period} ({boundary} China time), e.g. {start.isoformat()}",
+        )
+    return report
+
+
+def decode_reports(records: Sequence[RawRecord], now: datetime) -> DecodedReports:
+    """Decode every record into a report, or a dead letter saying exactly what was wrong."""
+    outcome = DecodedReports()
+    for record in records:
+        try:
+            outcome.accepted.append((record, _decode(record)))
+        except DecodeError as exc:
+            outcome.dead_letters.append(
+                DeadLetter(
+                    stage=STAGE,
+                    kind=exc.kind,
+                    reason=exc.reason[:2000],
+                    source_topic=record.topic,
+                    source_partition=record.partition,
+                    source_offset=record.offset,
+                    raw_base64=DeadLetter.encode_raw(record.value or b""),
+                    rejected_at=now,
+                )
+            )
+    return outcome
+
+
+@dataclass(frozen=True)
+class ProductionMetrics:
+    reports_consumed: Counter
+    reports_stored: Counter
+    reports_revised: Counter
+    reports_unchanged: Counter
+    dead_letters: Counter
+    db_write_errors: Counter
+    batch_seconds: Histogram
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry) -> "ProductionMetrics":
+        return cls(
+            reports_consumed=Counter(
+                "energywatch_production_reports_consumed_total",
+                "Records read from the production topic",
+                registry=registry,
+            ),
+            reports_stored=Counter(
+                "energywatch_production_reports_stored_total",
+                "Reports written: new natural keys or new values for stored ones, by kind",
+                ["kind"],
+                registry=registry,
+            ),
+            reports_revised=Counter(
+                "energywatch_production_reports_revised_total",
+                "Stored reports replaced by a different value (revision bumped), by kind",
+                ["kind"],
+                registry=registry,
+            ),
+            reports_unchanged=Counter(
+                "energywatch_production_reports_unchanged_total",
+                "Reports that changed nothing: same value again or a redelivered record, by kind",
+                ["kind"],
+                registry=registry,
+            ),
+            dead_letters=Counter(
+                "energywatch_production_dead_letters_total",
+                "Production records sent to the dead-letter topic, by kind of problem",
+                ["kind"],
+                registry=registry,
+            ),
+            db_write_errors=Counter(
+                "energywatch_production_db_write_errors_total",
+                "Failed report batch writes (each is retried)",
+                registry=registry,
+            ),
+            batch_seconds=Histogram(
+                "energywatch_production_batch_seconds",
+                "Time to make one batch of reports durable: decode, dead-letter, write",
+                buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+                registry=registry,
+            ),
+        )
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def add_production_agent(
+    app: faust.App,
+    settings: Settings,
+    registry: CollectorRegistry,
+    *,
+    clock: Callable[[], datetime] = _utc_now,
+) -> None:
+    """Add the agent that stores production reports to the worker's ``app``; it opens its
+    own database connection when it first writes and closes it on shutdown."""
+    metrics = ProductionMetrics.create(registry)
+    sink = TimescaleSink(settings.database_url, on_error=lambda exc: metrics.db_write_errors.inc())
+    production_topic = app.topic(settings.production_topic)
+    dead_letter_topic = app.topic(settings.dead_letter_topic)
+
+    async def send_dead_letters(letters: Sequence[DeadLetter]) -> None:
+        pending = [await dead_letter_topic.send(value=encode_dead_letter(d)) for d in letters]
+        await asyncio.gather(*pending)  # every record acknowledged by the broker
+        for letter in letters:
+            metrics.dead_letters.labels(kind=letter.kind).inc()
+            log.warning(
+                "dead-lettered %s[%s]@%s: %s",
+                letter.source_topic,
+                letter.source_partition,
+                letter.source_offset,
+                letter.reason,
+            )
+
+    async def handle(events: Sequence[Any]) -> None:
+        started = time.perf_counter()
+        records = [
+            RawRecord(e.message.value, e.message.topic, e.message.partition, e.message.offset)
+            for e in events
+        ]
+        metrics.reports_consumed.inc(len(records))
+        now = clock()
+        decoded = decode_reports(records, now)
+        if decoded.dead_letters:
+            await send_dead_letters(decoded.dead_letters)
+        received = [
+            ReceivedReport(report, now, ReportSource(r.topic, r.partition, r.offset))
+            for r, report in decoded.accepted
+        ]
+        if received:
+
+            async def work(conn: psycopg.AsyncConnection[TupleRow]) -> dict[str, UpsertCounts]:
+                async with conn.transaction(), conn.cursor() as cur:
+                    return await upsert_reports(cur, received)
+
+            for kind, counts in (await sink.run("production reports write", work)).items():
+                metrics.reports_stored.labels(kind=kind).inc(counts.stored)
+                metrics.reports_revised.labels(kind=kind).inc(counts.revised)
+                metrics.reports_unchanged.labels(kind=kind).inc(counts.unchanged)
+        metrics.batch_seconds.observe(time.perf_counter() - started)
+
+    @app.agent(production_topic, name="store-production-reports")
+    async def store_production_reports(stream: Any) -> None:
+        async for events in stream.noack_take(
+            settings.worker_batch_size, within=settings.worker_batch_seconds
+        ):
+            await handle(events)
+            for event in events:
+                await stream.ack(event)
+
+    async def close_sink(app: faust.App, **kwargs: Any) -> None:
+        await sink.close()
+
+    app.on_before_shutdown.connect(close_sink)  # type: ignore[arg-type]
