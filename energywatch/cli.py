@@ -203,6 +203,34 @@ def bench_ingest(
     console.print(f"results: {path}")
 
 
+@bench_app.command("stream")
+def bench_stream(
+    readings: Annotated[
+        int, typer.Option(min=1000, help="Readings pre-loaded into Kafka")
+    ] = 300_000,
+    units: Annotated[int, typer.Option(min=1, help="Key units in the simulated fleet")] = 500,
+    latency_rate: Annotated[
+        float, typer.Option(min=1, help="Readings/s produced while measuring latency")
+    ] = 2000.0,
+    latency_seconds: Annotated[float, typer.Option(min=1, help="How long to measure it")] = 20.0,
+) -> None:
+    """End-to-end worker throughput (Kafka -> ledger + rollups), latency percentiles, worker
+    memory, the raw COPY and raw consume ceilings and the ratios, and a profile."""
+    from benchmarks.results_file import write_results
+    from benchmarks.stream import run as run_benchmark
+
+    with console.status("benchmarking") as status:
+        results = run_benchmark(
+            Settings.load(), readings, units, latency_rate, latency_seconds, status.update
+        )
+    path = write_results("stream", results)
+    for name, value in results.items():
+        if name != "profile":
+            console.print(f"{name}: {value}")
+    console.print("profile, self time:", results["profile"]["top_self_time"][:8])
+    console.print(f"results: {path}")
+
+
 def main() -> None:
     app()
 
