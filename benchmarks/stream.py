@@ -287,8 +287,10 @@ async def _profile(
         profiler = cProfile.Profile()
         started = time.perf_counter()
         profiler.enable()
+        stages: Counter[str] = Counter()
         for first in range(0, len(raw), 2000):
-            await writer.write(conn, raw[first : first + 2000], _now(), no_letters)
+            result = await writer.write(conn, raw[first : first + 2000], _now(), no_letters)
+            stages.update(result.stages)
         profiler.disable()
         elapsed = time.perf_counter() - started
     stats = pstats.Stats(profiler)
@@ -300,6 +302,7 @@ async def _profile(
         "readings": len(raw),
         "seconds": round(elapsed, 3),
         "per_second_in_process": round(len(raw) / elapsed),
+        "stage_seconds_under_profiler": {k: round(v, 3) for k, v in stages.most_common()},
         "python_cpu_seconds": round(total_cpu, 3),
         "waiting_on_postgres_seconds": round(max(0.0, elapsed - total_cpu), 3),
         "top_self_time": [
@@ -450,7 +453,8 @@ def _stop_py_spy(sampler: "subprocess.Popen[bytes] | None", out: Path) -> dict[s
         frames = stack.split(";")
         total += n
         own[_frame(frames[-1])] += n
-        for name in {_frame(f) for f in frames if "/work/" in f and "/.venv/" not in f}:
+        ours = {_frame(f) for f in frames if "site-packages" not in f and "/lib/python" not in f}
+        for name in ours:
             inside[name] += n
 
     def share(n: int) -> float:

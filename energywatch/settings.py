@@ -39,7 +39,7 @@ class Settings(BaseSettings):
 
     # Stream worker
     worker_app_id: str = "energywatch-worker"
-    worker_batch_size: int = Field(default=2000, ge=1)
+    worker_batch_size: int = Field(default=5000, ge=1)
     worker_batch_seconds: float = Field(default=0.5, gt=0)
     worker_commit_interval_seconds: float = Field(default=1.0, gt=0)
     worker_session_timeout_seconds: float = Field(

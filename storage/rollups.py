@@ -123,6 +123,8 @@ async def add_contributions(
                     c.off_period_start,
                 )
             )
+    # a batch fans out to tens of thousands of (subject, window) rows: aggregate them in memory
+    await cur.execute("SET LOCAL work_mem = '64MB'")
     await cur.execute(_UPSERT)
     touched = cur.rowcount
     await cur.execute("TRUNCATE contribution_staging")

@@ -15,6 +15,7 @@ below ``next_offset`` and skipped. So each record is accounted exactly once, and
 equal those of an uninterrupted run.
 """
 
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -51,6 +52,21 @@ class BatchResult:
     rollup_rows: int
     dead_letters: list[DeadLetter]
     new_alert_ids: list[str]
+    #: seconds spent in each stage of the batch, for the stage histogram and the benchmark
+    stages: dict[str, float]
+
+
+class _Laps:
+    """Seconds per stage: ``lap(name)`` ends the stage running since the previous lap."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.seconds[stage] = self.seconds.get(stage, 0.0) + now - self._last
+        self._last = now
 
 
 class LedgerWriter:
@@ -95,7 +111,9 @@ class LedgerWriter:
         now: datetime,
         send_dead_letters: SendDeadLetters,
     ) -> BatchResult:
+        laps = _Laps()
         decoded = decode_records(records)
+        laps.lap("decode")
         topics = {r.topic for r in records}
         if len(topics) > 1:
             raise ValueError(f"one topic per batch, got {sorted(topics)}")
@@ -110,10 +128,13 @@ class LedgerWriter:
                     self._tracker.forget()
             needed = [m for m in counter_meters(decoded) if self._tracker.meter_state(m) is None]
             self._tracker.import_meters(await stream_state.load_counter_states(cur, needed))
+            laps.lap("load_state")
 
             accounting = self.accountant.account(decoded, partitions, self._tracker, now)
+            laps.lap("account")
             rows = [a.row for a in accounting.rows]
             new_keys = await ledger.insert_new(cur, rows)
+            laps.lap("ledger_insert")
             inserted = [a for a in accounting.rows if a.row.key in new_keys]
             clashing = [a for a in accounting.rows if a.row.key not in new_keys]
             stored = await ledger.load(cur, [a.row.key for a in clashing])
@@ -132,15 +153,19 @@ class LedgerWriter:
                 else:
                     duplicates += 1
             await ledger.replace(cur, [r for _, r, _ in replaced])
-            touched = await rollups.add_contributions(
-                cur, contributions(inserted, replaced, self.accountant.register)
-            )
+            laps.lap("ledger_reconcile")
+            changes = contributions(inserted, replaced, self.accountant.register)
+            laps.lap("contributions")
+            touched = await rollups.add_contributions(cur, changes)
+            laps.lap("rollups_upsert")
             new_alert_ids = await alert_outbox.insert_alerts(
                 cur, self.threshold.evaluate(accounting.readings, now)
             )
             letters = accounting.dead_letters + rejected
+            laps.lap("alerts")
             if letters:
                 await send_dead_letters(letters)
+            laps.lap("dead_letters")
             await stream_state.save_partitions(
                 cur,
                 self.consumer,
@@ -148,9 +173,12 @@ class LedgerWriter:
                 accounting.partitions,
                 self.accountant.config.grace.total_seconds(),
             )
+            laps.lap("save_progress")
             await stream_state.save_counter_states(
                 cur, self._tracker.export_meters(accounting.counter_meters)
             )
+            laps.lap("save_counter_states")
+        laps.lap("commit")
         for p, state in accounting.partitions.items():
             self._committed[(topic, p)] = state.next_offset
         return BatchResult(
@@ -163,4 +191,5 @@ class LedgerWriter:
             rollup_rows=touched,
             dead_letters=letters,
             new_alert_ids=new_alert_ids,
+            stages=laps.seconds,
         )
