@@ -32,7 +32,7 @@ from simulators.fleet import build_fleet
 from simulators.voc import simulated_voc_monitors, voc_packet, voc_samples
 
 
-def _free_port() -> int:
+def free_port() -> int:
     import socket
 
     with socket.socket() as s:
@@ -150,7 +150,7 @@ def bench_hj212(
                 for _, s in zip(range(packets_per_device), samples, strict=False)
             ]
         )
-    port = _free_port()
+    port = free_port()
     with tempfile.TemporaryDirectory() as folder:
         path = _write_register(register, Path(folder))
         env = {
@@ -212,7 +212,7 @@ def bench_http(
             }
         )
     batches = [items[i : i + batch] for i in range(0, len(items), batch)]
-    port = _free_port()
+    port = free_port()
     with tempfile.TemporaryDirectory() as folder:
         path = _write_register(register, Path(folder))
         env = {**_topic_env(Settings.load(), run), "EW_HTTP_PORT": str(port)}

@@ -42,6 +42,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
 from alerts.static_threshold import StaticThreshold
+from benchmarks.ingest import free_port
 from benchmarks.simulation import benchmark_fleet
 from energywatch.kafka_topics import ensure_topics
 from energywatch.service_process import ServiceProcess
@@ -52,6 +53,7 @@ from simulators.energy import EnergyModel
 from simulators.fleet import build_fleet
 from simulators.runner import Simulation, SimulationPlan
 from storage.migrate import migrate
+from storage.scratch_databases import scratch_database
 from stream.accounting import Accountant, PartitionState, decode_records
 from stream.batch import RawRecord
 from stream.counters import CounterConfig, CounterTracker
@@ -63,47 +65,24 @@ Report = Callable[[str], None]
 LATENCY_METRIC = "energywatch_stream_event_to_row_seconds"
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
 def _bench_pipeline(base: Settings, run_id: str) -> Iterator[Settings]:
     """A database and topics of this run's own; the database is dropped afterwards."""
-    admin = base.database_url.get_secret_value()
-    dbname = f"ew_bench_{run_id}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{dbname}"')
-    settings = base.model_copy(
-        update={
-            "database_url": SecretStr(psycopg.conninfo.make_conninfo(admin, dbname=dbname)),
-            "readings_topic": f"ew-bench-{run_id}.readings",
-            "alerts_topic": f"ew-bench-{run_id}.alerts",
-            "dead_letter_topic": f"ew-bench-{run_id}.dead-letters",
-            "production_topic": f"ew-bench-{run_id}.production",
-            "voc_topic": f"ew-bench-{run_id}.voc",
-            "worker_app_id": f"ew-bench-{run_id}-worker",
-            "worker_metrics_port": _free_port(),
-        }
-    )
-    ensure_topics(settings)
-    try:
+    with scratch_database(base.database_url.get_secret_value(), "ew_bench") as url:
+        settings = base.model_copy(
+            update={
+                "database_url": SecretStr(url),
+                "readings_topic": f"ew-bench-{run_id}.readings",
+                "alerts_topic": f"ew-bench-{run_id}.alerts",
+                "dead_letter_topic": f"ew-bench-{run_id}.dead-letters",
+                "production_topic": f"ew-bench-{run_id}.production",
+                "voc_topic": f"ew-bench-{run_id}.voc",
+                "worker_app_id": f"ew-bench-{run_id}-worker",
+                "worker_metrics_port": free_port(),
+            }
+        )
+        ensure_topics(settings)
         yield settings
-    finally:
-        deadline = time.monotonic() + 60
-        with psycopg.connect(admin, autocommit=True) as conn:
-            while True:
-                try:
-                    conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
-                    break
-                except psycopg.Error:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.5)
 
 
 def _readings(units: int, count: int, offset_intervals: int = 0) -> list[tuple[bytes, bytes]]:
@@ -347,7 +326,7 @@ def run(
         report("end to end: the worker drains the topic")
         env = {
             k: v
-            for k, v in _env(settings).items()
+            for k, v in settings.as_env().items()
             if k != "EW_PROMETHEUS_TARGETS_DIR"  # no scrape target for a benchmark
         }
         worker = ServiceProcess(["worker"], env, Path(folder) / "worker.log").start()
@@ -483,14 +462,3 @@ def _database_sizes(settings: Settings) -> dict[str, Any]:
         ).fetchone()
     assert rows is not None
     return {"stored": {"ledger_rows": int(rows[0]), "rollup_rows": int(rows[1])}}
-
-
-def _env(settings: Settings) -> dict[str, str]:
-    env: dict[str, str] = {}
-    for name, value in settings.model_dump().items():
-        if value is None:
-            continue
-        if isinstance(value, SecretStr):
-            value = value.get_secret_value()
-        env[f"EW_{name.upper()}"] = str(value)
-    return env

@@ -99,6 +99,18 @@ class Settings(BaseSettings):
     simulator_metrics_port: int = 39103
     ingest_metrics_port: int = 39104
 
+    def as_env(self) -> dict[str, str]:
+        """The environment that gives a child process these settings (secrets included:
+        for a child's environment, never for a log)."""
+        env = {}
+        for name, value in self.model_dump().items():
+            if value is None:
+                continue
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            env[f"EW_{name.upper()}"] = str(value)
+        return env
+
     @classmethod
     def load(cls, env_file: Path | None = None) -> "Settings":
         """Settings from the environment, falling back to the local stack's endpoints file."""

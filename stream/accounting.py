@@ -34,6 +34,7 @@ from contracts.dead_letters import DeadLetter
 from contracts.readings import EnergyType, Reading, ReadingDecodeError, decode_reading
 from plans.register import Register
 from stream.batch import RawRecord
+from stream.batch import dead_letter as _dead_letter
 from stream.counters import CounterTracker, Flag
 from stream.data_quality import off_period_start
 from stream.standard_coal import StandardCoal
@@ -178,7 +179,6 @@ class Accountant:
                 result.skipped += 1
                 continue
             state.next_offset = record.offset + 1
-            raw = record.value if record.value is not None else b""
             try:
                 if isinstance(decoded, ReadingDecodeError):
                     raise decoded
@@ -192,7 +192,7 @@ class Accountant:
                         f"{config.future_tolerance}: check the meter's clock",
                     )
             except ReadingDecodeError as exc:
-                result.dead_letters.append(_dead_letter(record, raw, exc.kind, exc.reason, now))
+                result.dead_letters.append(dead_letter(record, exc.kind, exc.reason, now))
                 continue
             end = reading.period_start + timedelta(seconds=reading.interval_seconds)
             watermark = state.watermark(config.grace)
@@ -253,7 +253,7 @@ class Accountant:
             outcome = reconcile(accounted, earlier)
             if outcome.rejected_reason is not None:
                 result.dead_letters.append(
-                    _dead_letter(record, raw, "too_late_correction", outcome.rejected_reason, now)
+                    dead_letter(record, "too_late_correction", outcome.rejected_reason, now)
                 )
             elif outcome.replacement is None:
                 result.duplicates += 1
@@ -291,23 +291,8 @@ def counter_meters(decoded: Iterable[Decoded]) -> set[str]:
 
 
 def dead_letter(record: RawRecord, kind: str, reason: str, now: datetime) -> DeadLetter:
-    raw = record.value if record.value is not None else b""
-    return _dead_letter(record, raw, kind, reason, now)
-
-
-def _dead_letter(
-    record: RawRecord, raw: bytes, kind: str, reason: str, now: datetime
-) -> DeadLetter:
-    return DeadLetter(
-        stage=STAGE,
-        kind=kind,
-        reason=reason[:2000],
-        source_topic=record.topic,
-        source_partition=record.partition,
-        source_offset=record.offset,
-        raw_base64=DeadLetter.encode_raw(raw),
-        rejected_at=now,
-    )
+    """A readings record's dead letter."""
+    return _dead_letter(STAGE, record, kind, reason, now)
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,6 @@ time; after the commit, the redelivered records are skipped by offset. Other age
 samples, production reports) follow the same pattern.
 """
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -27,12 +26,18 @@ from prometheus_client import CollectorRegistry
 
 from alerts.static_threshold import StaticThreshold
 from contracts.alert_events import AlertEvent, encode_alert
-from contracts.dead_letters import DeadLetter, encode_dead_letter
+from contracts.dead_letters import DeadLetter
 from energywatch.settings import Settings
 from plans.coal_factors import CoalFactors
 from plans.register import Register, load_register
 from stream.accounting import Accountant, AccountingConfig
-from stream.batch import RawRecord
+from stream.agents import (
+    add_batch_agent,
+    close_on_shutdown,
+    raw_records,
+    send_all,
+    send_dead_letters,
+)
 from stream.ledger_writer import LedgerWriter
 from stream.metrics import WorkerMetrics
 from stream.production_agent import add_production_agent
@@ -90,41 +95,24 @@ def create_app(
     alerts_topic = app.topic(settings.alerts_topic)
     dead_letter_topic = app.topic(settings.dead_letter_topic)
 
-    async def send_all(topic: faust.TopicT, messages: Sequence[tuple[bytes | None, bytes]]) -> None:
-        pending = [await topic.send(key=key, value=value) for key, value in messages]
-        await asyncio.gather(*pending)  # every record acknowledged by the broker
-
     async def publish_alerts(alerts: Sequence[AlertEvent]) -> None:
         await send_all(
             alerts_topic, [(a.enterprise_code.encode(), encode_alert(a)) for a in alerts]
         )
         metrics.alerts_published.inc(len(alerts))
 
-    async def send_dead_letters(letters: Sequence[DeadLetter]) -> None:
-        await send_all(dead_letter_topic, [(None, encode_dead_letter(d)) for d in letters])
-        for letter in letters:
-            log.warning(
-                "dead-lettered %s[%s]@%s: %s",
-                letter.source_topic,
-                letter.source_partition,
-                letter.source_offset,
-                letter.reason,
-            )
+    async def dead_letters(letters: Sequence[DeadLetter]) -> None:
+        await send_dead_letters(dead_letter_topic, letters, metrics.dead_letters)
 
     async def handle(events: Sequence[Any]) -> None:
         started = time.perf_counter()
-        records = [
-            RawRecord(e.message.value, e.message.topic, e.message.partition, e.message.offset)
-            for e in events
-        ]
+        records = raw_records(events)
         metrics.records_consumed.inc(len(records))
         metrics.batch_size.observe(len(records))
         now = clock()
         result = await sink.run(
-            "batch write", lambda conn: writer.write(conn, records, now, send_dead_letters)
+            "batch write", lambda conn: writer.write(conn, records, now, dead_letters)
         )
-        for letter in result.dead_letters:
-            metrics.dead_letters.labels(kind=letter.kind).inc()
         metrics.records_skipped.inc(result.skipped)
         metrics.readings_stored.inc(result.inserted)
         metrics.readings_duplicate.inc(result.duplicates)
@@ -141,24 +129,14 @@ def create_app(
             await sink.publish_pending(publish_alerts, clock)
         metrics.batch_seconds.observe(time.perf_counter() - started)
 
-    @app.agent(readings_topic, name="store-readings")
-    async def store_readings(stream: Any) -> None:
-        async for events in stream.noack_take(
-            settings.worker_batch_size, within=settings.worker_batch_seconds
-        ):
-            await handle(events)
-            for event in events:
-                await stream.ack(event)
+    add_batch_agent(app, readings_topic, "store-readings", settings, handle)
 
     @app.timer(interval=5.0)  # type: ignore[untyped-decorator]
     async def publish_leftover_alerts() -> None:
         """Alerts stored before a crash but never published go out here."""
         await sink.publish_pending(publish_alerts, clock)
 
-    async def close_sink(app: faust.App, **kwargs: Any) -> None:
-        await sink.close()
-
-    app.on_before_shutdown.connect(close_sink)  # type: ignore[arg-type]
+    close_on_shutdown(app, sink)
 
     add_voc_agent(app, settings, registry)
     add_production_agent(app, settings, registry)

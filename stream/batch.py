@@ -33,29 +33,31 @@ class BatchOutcome:
     alerts: list[AlertEvent] = field(default_factory=list)
 
 
+def dead_letter(stage: str, record: RawRecord, kind: str, reason: str, now: datetime) -> DeadLetter:
+    """The dead letter for a record a stage could not take: why, and its exact bytes."""
+    return DeadLetter(
+        stage=stage,
+        kind=kind,
+        reason=reason[:2000],
+        source_topic=record.topic,
+        source_partition=record.partition,
+        source_offset=record.offset,
+        raw_base64=DeadLetter.encode_raw(record.value if record.value is not None else b""),
+        rejected_at=now,
+    )
+
+
 def process_batch(
     records: Sequence[RawRecord], threshold: StaticThreshold, now: datetime
 ) -> BatchOutcome:
     """Decode every record, dead-letter the bad ones with their reason, judge the good ones."""
     outcome = BatchOutcome()
     for record in records:
-        raw = record.value if record.value is not None else b""
         try:
             if record.value is None:
                 raise ReadingDecodeError("empty", "empty record: a reading needs a JSON value")
-            outcome.readings.append(decode_reading(raw))
+            outcome.readings.append(decode_reading(record.value))
         except ReadingDecodeError as exc:
-            outcome.dead_letters.append(
-                DeadLetter(
-                    stage=STAGE,
-                    kind=exc.kind,
-                    reason=exc.reason[:2000],
-                    source_topic=record.topic,
-                    source_partition=record.partition,
-                    source_offset=record.offset,
-                    raw_base64=DeadLetter.encode_raw(raw),
-                    rejected_at=now,
-                )
-            )
+            outcome.dead_letters.append(dead_letter(STAGE, record, exc.kind, exc.reason, now))
     outcome.alerts.extend(threshold.evaluate(outcome.readings, now))
     return outcome

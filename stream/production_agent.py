@@ -13,7 +13,6 @@ A crash before the ack redelivers the batch; the upsert recognises records it al
 by their offset, so a redelivery changes nothing.
 """
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -27,12 +26,13 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from psycopg.rows import TupleRow
 from pydantic import TypeAdapter
 
-from contracts.dead_letters import DeadLetter, encode_dead_letter
+from contracts.dead_letters import DeadLetter
 from contracts.decoding import DecodeError, decode_json
 from contracts.production import AnyProductionReport, ProductionReport
 from energywatch.settings import Settings
 from storage.production import ReceivedReport, ReportSource, UpsertCounts, upsert_reports
-from stream.batch import RawRecord
+from stream.agents import add_batch_agent, close_on_shutdown, raw_records, send_dead_letters
+from stream.batch import RawRecord, dead_letter
 from stream.sink import TimescaleSink
 from stream.windows import WindowSize, window_start
 
@@ -73,18 +73,7 @@ def decode_reports(records: Sequence[RawRecord], now: datetime) -> DecodedReport
         try:
             outcome.accepted.append((record, _decode(record)))
         except DecodeError as exc:
-            outcome.dead_letters.append(
-                DeadLetter(
-                    stage=STAGE,
-                    kind=exc.kind,
-                    reason=exc.reason[:2000],
-                    source_topic=record.topic,
-                    source_partition=record.partition,
-                    source_offset=record.offset,
-                    raw_base64=DeadLetter.encode_raw(record.value or b""),
-                    rejected_at=now,
-                )
-            )
+            outcome.dead_letters.append(dead_letter(STAGE, record, exc.kind, exc.reason, now))
     return outcome
 
 
@@ -162,30 +151,14 @@ def add_production_agent(
     production_topic = app.topic(settings.production_topic)
     dead_letter_topic = app.topic(settings.dead_letter_topic)
 
-    async def send_dead_letters(letters: Sequence[DeadLetter]) -> None:
-        pending = [await dead_letter_topic.send(value=encode_dead_letter(d)) for d in letters]
-        await asyncio.gather(*pending)  # every record acknowledged by the broker
-        for letter in letters:
-            metrics.dead_letters.labels(kind=letter.kind).inc()
-            log.warning(
-                "dead-lettered %s[%s]@%s: %s",
-                letter.source_topic,
-                letter.source_partition,
-                letter.source_offset,
-                letter.reason,
-            )
-
     async def handle(events: Sequence[Any]) -> None:
         started = time.perf_counter()
-        records = [
-            RawRecord(e.message.value, e.message.topic, e.message.partition, e.message.offset)
-            for e in events
-        ]
+        records = raw_records(events)
         metrics.reports_consumed.inc(len(records))
         now = clock()
         decoded = decode_reports(records, now)
         if decoded.dead_letters:
-            await send_dead_letters(decoded.dead_letters)
+            await send_dead_letters(dead_letter_topic, decoded.dead_letters, metrics.dead_letters)
         received = [
             ReceivedReport(report, now, ReportSource(r.topic, r.partition, r.offset))
             for r, report in decoded.accepted
@@ -202,16 +175,5 @@ def add_production_agent(
                 metrics.reports_unchanged.labels(kind=kind).inc(counts.unchanged)
         metrics.batch_seconds.observe(time.perf_counter() - started)
 
-    @app.agent(production_topic, name="store-production-reports")
-    async def store_production_reports(stream: Any) -> None:
-        async for events in stream.noack_take(
-            settings.worker_batch_size, within=settings.worker_batch_seconds
-        ):
-            await handle(events)
-            for event in events:
-                await stream.ack(event)
-
-    async def close_sink(app: faust.App, **kwargs: Any) -> None:
-        await sink.close()
-
-    app.on_before_shutdown.connect(close_sink)  # type: ignore[arg-type]
+    add_batch_agent(app, production_topic, "store-production-reports", settings, handle)
+    close_on_shutdown(app, sink)

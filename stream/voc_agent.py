@@ -12,7 +12,6 @@ on their natural key and the averages recomputed from what is stored, so a redel
 changes no row (a dead letter may be sent twice).
 """
 
-import asyncio
 import logging
 import time
 from collections.abc import Sequence
@@ -25,11 +24,12 @@ import psycopg
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from psycopg.rows import TupleRow
 
-from contracts.dead_letters import DeadLetter, encode_dead_letter
+from contracts.dead_letters import DeadLetter
 from contracts.voc import VocDecodeError, VocSample, decode_voc_sample
 from energywatch.settings import Settings
 from storage.voc import VocWriteResult, store_voc_samples
-from stream.batch import RawRecord
+from stream.agents import add_batch_agent, close_on_shutdown, raw_records, send_dead_letters
+from stream.batch import RawRecord, dead_letter
 from stream.sink import TimescaleSink
 
 log = logging.getLogger(__name__)
@@ -49,24 +49,12 @@ def decode_voc_records(records: Sequence[RawRecord], now: datetime) -> VocBatch:
     """Decode every record; the bad ones become dead letters saying what was wrong."""
     batch = VocBatch()
     for record in records:
-        raw = record.value if record.value is not None else b""
         try:
             if record.value is None:
                 raise VocDecodeError("empty", "empty record: a VOC sample needs a JSON value")
-            batch.samples.append(decode_voc_sample(raw))
+            batch.samples.append(decode_voc_sample(record.value))
         except VocDecodeError as exc:
-            batch.dead_letters.append(
-                DeadLetter(
-                    stage=STAGE,
-                    kind=exc.kind,
-                    reason=exc.reason[:2000],
-                    source_topic=record.topic,
-                    source_partition=record.partition,
-                    source_offset=record.offset,
-                    raw_base64=DeadLetter.encode_raw(raw),
-                    rejected_at=now,
-                )
-            )
+            batch.dead_letters.append(dead_letter(STAGE, record, exc.kind, exc.reason, now))
     return batch
 
 
@@ -142,22 +130,6 @@ def add_voc_agent(app: faust.App, settings: Settings, registry: CollectorRegistr
     voc_topic = app.topic(settings.voc_topic)
     dead_letter_topic = app.topic(settings.dead_letter_topic)
 
-    async def send_dead_letters(letters: Sequence[DeadLetter]) -> None:
-        pending = [
-            await dead_letter_topic.send(key=None, value=encode_dead_letter(letter))
-            for letter in letters
-        ]
-        await asyncio.gather(*pending)  # every record acknowledged by the broker
-        for letter in letters:
-            metrics.dead_letters.labels(kind=letter.kind).inc()
-            log.warning(
-                "dead-lettered %s[%s]@%s: %s",
-                letter.source_topic,
-                letter.source_partition,
-                letter.source_offset,
-                letter.reason,
-            )
-
     async def write(
         conn: psycopg.AsyncConnection[TupleRow], samples: Sequence[VocSample]
     ) -> VocWriteResult:
@@ -166,14 +138,11 @@ def add_voc_agent(app: faust.App, settings: Settings, registry: CollectorRegistr
 
     async def handle(events: Sequence[Any]) -> None:
         started = time.perf_counter()
-        records = [
-            RawRecord(e.message.value, e.message.topic, e.message.partition, e.message.offset)
-            for e in events
-        ]
+        records = raw_records(events)
         metrics.records_consumed.inc(len(records))
         batch = decode_voc_records(records, datetime.now(UTC))
         if batch.dead_letters:
-            await send_dead_letters(batch.dead_letters)
+            await send_dead_letters(dead_letter_topic, batch.dead_letters, metrics.dead_letters)
         if batch.samples:
             result = await sink.run("VOC batch write", lambda conn: write(conn, batch.samples))
             metrics.samples_stored.inc(result.samples_new)
@@ -183,16 +152,5 @@ def add_voc_agent(app: faust.App, settings: Settings, registry: CollectorRegistr
             metrics.daily_upserted.inc(result.daily_rows)
         metrics.batch_seconds.observe(time.perf_counter() - started)
 
-    @app.agent(voc_topic, name="store-voc-samples")
-    async def store_voc_samples_agent(stream: Any) -> None:
-        async for events in stream.noack_take(
-            settings.worker_batch_size, within=settings.worker_batch_seconds
-        ):
-            await handle(events)
-            for event in events:
-                await stream.ack(event)
-
-    async def close_sink(app: faust.App, **kwargs: Any) -> None:
-        await sink.close()
-
-    app.on_before_shutdown.connect(close_sink)  # type: ignore[arg-type]
+    add_batch_agent(app, voc_topic, "store-voc-samples", settings, handle)
+    close_on_shutdown(app, sink)

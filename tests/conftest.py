@@ -11,13 +11,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import psycopg
 import pytest
 from pydantic import SecretStr
 
 from energywatch.kafka_topics import ensure_topics
 from energywatch.service_process import ServiceProcess
 from energywatch.settings import Settings
+from storage.scratch_databases import scratch_database
 
 
 def free_port() -> int:
@@ -42,40 +42,12 @@ def local_stack(stack_settings) -> Settings:
     return Settings.load()
 
 
-def _with_database(url: str, dbname: str) -> str:
-    return psycopg.conninfo.make_conninfo(url, dbname=dbname)
-
-
 @contextmanager
 def fresh_database(local_stack: Settings) -> Iterator[Settings]:
     """Settings pointing at a fresh database of its own, dropped afterwards."""
-    dbname = f"ew_test_{uuid.uuid4().hex[:10]}"
     admin_url = local_stack.database_url.get_secret_value()
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{dbname}"')
-    try:
-        yield local_stack.model_copy(
-            update={"database_url": SecretStr(_with_database(admin_url, dbname))}
-        )
-    finally:
-        _drop_database(admin_url, dbname)
-
-
-def _drop_database(admin_url: str, dbname: str) -> None:
-    """Drop a test database. FORCE ends our own sessions in it, but not an autovacuum worker
-    (the superuser's) that a busy test woke up: wait for that to finish."""
-    import time
-
-    deadline = time.monotonic() + 60
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        while True:
-            try:
-                conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
-                return
-            except (psycopg.errors.InsufficientPrivilege, psycopg.errors.ObjectInUse):
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.5)
+    with scratch_database(admin_url, "ew_test") as url:
+        yield local_stack.model_copy(update={"database_url": SecretStr(url)})
 
 
 @contextmanager
@@ -121,14 +93,7 @@ def pipeline_settings(database_settings: Settings) -> Iterator[Settings]:
 
 def settings_env(settings: Settings) -> dict[str, str]:
     """The environment that gives a child process these settings."""
-    env = {}
-    for name, value in settings.model_dump().items():
-        if value is None:
-            continue
-        if isinstance(value, SecretStr):
-            value = value.get_secret_value()
-        env[f"EW_{name.upper()}"] = str(value)
-    return env
+    return settings.as_env()
 
 
 @pytest.fixture
