@@ -3,7 +3,7 @@
 import contextlib
 
 from kafka.admin import KafkaAdminClient, NewTopic
-from kafka.errors import TopicAlreadyExistsError
+from kafka.errors import TopicAlreadyExistsError, UnknownTopicOrPartitionError
 
 from energywatch.settings import Settings
 
@@ -37,5 +37,20 @@ def ensure_topics(settings: Settings) -> list[str]:
             with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics(missing)
         return [t.name for t in missing]
+    finally:
+        admin.close()
+
+
+def delete_topics(settings: Settings) -> None:
+    """Delete this pipeline's topics (a test's or a benchmark's, when it is done with them)."""
+    admin = KafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap, client_id="energywatch-admin"
+    )
+    try:
+        existing = set(admin.list_topics())
+        doomed = [name for name in topic_layout(settings) if name in existing]
+        if doomed:
+            with contextlib.suppress(UnknownTopicOrPartitionError):
+                admin.delete_topics(doomed)
     finally:
         admin.close()

@@ -6,6 +6,7 @@ Secrets are ``SecretStr`` and never printed.
 """
 
 import os
+import tempfile
 from pathlib import Path
 
 from pydantic import Field, SecretStr
@@ -39,6 +40,10 @@ class Settings(BaseSettings):
 
     # Stream worker
     worker_app_id: str = "energywatch-worker"
+    worker_data_dir: Path = Field(
+        default_factory=lambda: Path(tempfile.gettempdir()) / "energywatch-faust",
+        description="Faust's data directory (the worker keeps no tables in it; it must exist)",
+    )
     worker_batch_size: int = Field(default=5000, ge=1)
     worker_batch_seconds: float = Field(default=0.5, gt=0)
     worker_commit_interval_seconds: float = Field(default=1.0, gt=0)

@@ -3,7 +3,8 @@
 ``insert_new`` COPYs a batch into a session-local staging table and moves it into the
 hypertable with ``ON CONFLICT DO NOTHING``, returning the keys that were new; the rare keys
 that were already there are loaded with ``load`` and, when the core decides so, overwritten
-with ``replace`` (a correction, which bumps ``revision``). All in the caller's transaction.
+with ``replace`` (a correction; the core counts it in ``revision``). All in the caller's
+transaction.
 """
 
 from collections.abc import Sequence
@@ -20,20 +21,20 @@ _STAGING = (
     "CREATE TEMP TABLE IF NOT EXISTS ledger_staging AS SELECT "
     "meter_id, period_start, enterprise_code, energy_type, interval_seconds, physical_quantity, "
     "physical_counter, physical_unit, source, consumption, tce, tce_equivalent, counted, "
-    "exclusion, quality_flags, aggregated FROM meter_readings WITH NO DATA"
+    "exclusion, quality_flags, aggregated, revision FROM meter_readings WITH NO DATA"
 )
 _COPY = "COPY ledger_staging FROM STDIN"
 _INSERT = (
     "INSERT INTO meter_readings (meter_id, period_start, enterprise_code, energy_type, "
     "interval_seconds, physical_quantity, physical_counter, physical_unit, source, consumption, "
-    "tce, tce_equivalent, counted, exclusion, quality_flags, aggregated) "
+    "tce, tce_equivalent, counted, exclusion, quality_flags, aggregated, revision) "
     "TABLE ledger_staging "
     "ON CONFLICT (meter_id, period_start) DO NOTHING RETURNING meter_id, period_start"
 )
 _LOAD = (
     "SELECT m.meter_id, m.period_start, m.enterprise_code, m.energy_type, m.interval_seconds, "
     "m.physical_quantity, m.physical_counter, m.physical_unit, m.source, m.consumption, m.tce, "
-    "m.tce_equivalent, m.counted, m.exclusion, m.quality_flags, m.aggregated "
+    "m.tce_equivalent, m.counted, m.exclusion, m.quality_flags, m.aggregated, m.revision "
     "FROM meter_readings m JOIN unnest(%s::text[], %s::timestamptz[]) AS k(meter_id, period_start) "
     "USING (meter_id, period_start)"
 )
@@ -41,7 +42,7 @@ _REPLACE = (
     "UPDATE meter_readings SET enterprise_code = %s, energy_type = %s, interval_seconds = %s, "
     "physical_quantity = %s, physical_counter = %s, physical_unit = %s, source = %s, "
     "consumption = %s, tce = %s, tce_equivalent = %s, counted = %s, exclusion = %s, "
-    "quality_flags = %s, aggregated = %s, revision = revision + 1, ingested_at = now() "
+    "quality_flags = %s, aggregated = %s, revision = %s, ingested_at = now() "
     "WHERE meter_id = %s AND period_start = %s"
 )
 
@@ -64,6 +65,7 @@ def _values(row: LedgerRow) -> tuple[object, ...]:
         row.exclusion,
         list(row.quality_flags),
         row.aggregated,
+        row.revision,
     )
 
 
@@ -100,6 +102,7 @@ def _row(values: Sequence[object]) -> LedgerRow:
         exclusion,
         quality_flags,
         aggregated,
+        revision,
     ) = values
     return LedgerRow(
         meter_id=str(meter_id),
@@ -118,6 +121,7 @@ def _row(values: Sequence[object]) -> LedgerRow:
         exclusion=None if exclusion is None else str(exclusion),
         quality_flags=tuple(quality_flags or ()),  # type: ignore[arg-type]
         aggregated=bool(aggregated),
+        revision=int(revision),  # type: ignore[call-overload]
     )
 
 

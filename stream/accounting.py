@@ -21,8 +21,10 @@ Per record, in offset order within its partition:
 5. **Standard coal** (``stream.standard_coal``), rounded to 1e-9 t per reading: sums of the
    rounded values are exact in the database, whatever the order they arrive in.
 
-Within a batch, a key (meter, period) seen twice keeps its last version (a correction) or,
-when identical, counts once (a duplicate). Against the ledger, :func:`reconcile` decides.
+Within a batch, the versions of a key (meter, period) are kept in order on one
+:class:`Accounted`; :func:`settle` applies them one by one to the stored row (or to none), each
+with :func:`reconcile`'s rule: an identical repeat is a duplicate, a different version a
+correction. So where batches are cut changes nothing.
 """
 
 from collections.abc import Iterable, Mapping, Sequence
@@ -95,6 +97,8 @@ class LedgerRow:
     exclusion: str | None
     quality_flags: tuple[str, ...]
     aggregated: bool
+    #: how many times the row was overwritten by a different version of the reading
+    revision: int = 0
 
     @property
     def key(self) -> tuple[str, datetime]:
@@ -123,6 +127,14 @@ class Accounted:
     row: LedgerRow
     record: RawRecord  # the record it came from
     watermark: datetime | None
+    #: earlier versions of the same key in this batch, oldest first (each without its own)
+    earlier: tuple["Accounted", ...] = ()
+
+    def versions(self) -> tuple["Accounted", ...]:
+        """Every version of the key in the batch, in offset order."""
+        if not self.earlier:
+            return (self,)
+        return (*self.earlier, replace(self, earlier=()))
 
 
 @dataclass
@@ -137,8 +149,6 @@ class Accounting:
     #: counter meters whose state changed: to store
     counter_meters: set[str] = field(default_factory=set)
     skipped: int = 0  # records already made durable by an earlier transaction
-    duplicates: int = 0  # identical repeats within the batch
-    replaced_in_batch: int = 0  # a later version of a key within the batch won
     too_late: int = 0
 
 
@@ -241,25 +251,14 @@ class Accountant:
                 result.readings.append(reading)
                 if state.max_event_end is None or end > state.max_event_end:
                     state.max_event_end = end
-            accounted = Accounted(row, record, watermark)
             index = latest.get(row.key)
             if index is None:
                 latest[row.key] = len(result.rows)
-                result.rows.append(accounted)
+                result.rows.append(Accounted(row, record, watermark))
                 continue
-            # the key came earlier in this batch: the same rule as against a stored row, so
-            # where batches are cut changes nothing
-            earlier = result.rows[index].row
-            outcome = reconcile(accounted, earlier)
-            if outcome.rejected_reason is not None:
-                result.dead_letters.append(
-                    dead_letter(record, "too_late_correction", outcome.rejected_reason, now)
-                )
-            elif outcome.replacement is None:
-                result.duplicates += 1
-            else:
-                result.replaced_in_batch += 1
-                result.rows[index] = Accounted(outcome.replacement, record, watermark)
+            # the key came earlier in this batch: keep every version, for settle()
+            before = result.rows[index]
+            result.rows[index] = Accounted(row, record, watermark, before.versions())
         return result
 
 
@@ -306,7 +305,7 @@ class Reconciled:
 
 
 def reconcile(new: Accounted, stored: LedgerRow) -> Reconciled:
-    """What to do when ``new`` meets the ``stored`` row with its key."""
+    """What to do when one version ``new`` meets the ``stored`` row with its key."""
     row = new.row
     if row.as_sent() == stored.as_sent():
         return Reconciled(None)  # the same reading delivered again
@@ -328,7 +327,48 @@ def reconcile(new: Accounted, stored: LedgerRow) -> Reconciled:
             tce=stored.tce,
             tce_equivalent=stored.tce_equivalent,
         )
-    return Reconciled(row)
+    return Reconciled(replace(row, revision=stored.revision + 1))
+
+
+@dataclass(frozen=True, slots=True)
+class Settled:
+    """What a batch's versions of one key come to, applied in order to the stored row."""
+
+    #: the row the key now has; None: the stored row stays as it is
+    row: LedgerRow | None
+    duplicates: int = 0  # versions identical to the one before
+    corrections: int = 0  # versions that overwrote a different one
+    #: versions refused (corrections beyond the allowed lateness), each with its reason
+    rejected: tuple[tuple[Accounted, str], ...] = ()
+
+
+def settle(new: Accounted, stored: LedgerRow | None) -> Settled:
+    """Apply ``new``'s versions one by one to ``stored`` (None: the key is new to the ledger)."""
+    if not new.earlier:  # the usual case, without building anything
+        if stored is None:
+            return Settled(new.row)
+        outcome = reconcile(new, stored)
+        if outcome.replacement is not None:
+            return Settled(outcome.replacement, corrections=1)
+        if outcome.rejected_reason is not None:
+            return Settled(None, rejected=((new, outcome.rejected_reason),))
+        return Settled(None, duplicates=1)
+    current, changed = stored, False
+    duplicates = corrections = 0
+    rejected: list[tuple[Accounted, str]] = []
+    for version in new.versions():
+        if current is None:
+            current, changed = version.row, True
+            continue
+        outcome = reconcile(version, current)
+        if outcome.replacement is not None:
+            current, changed = outcome.replacement, True
+            corrections += 1
+        elif outcome.rejected_reason is not None:
+            rejected.append((version, outcome.rejected_reason))
+        else:
+            duplicates += 1
+    return Settled(current if changed else None, duplicates, corrections, tuple(rejected))
 
 
 @dataclass(frozen=True, slots=True)

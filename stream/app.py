@@ -75,10 +75,12 @@ def create_app(
     writer = LedgerWriter(accountant, threshold, consumer=settings.worker_app_id)
     sink = TimescaleSink(settings.database_url, on_error=lambda exc: metrics.db_write_errors.inc())
 
+    settings.worker_data_dir.mkdir(parents=True, exist_ok=True)  # Faust makes only the leaf
     app = faust.App(
         settings.worker_app_id,
         broker=f"kafka://{settings.kafka_bootstrap}",
         store="memory://",
+        datadir=str(settings.worker_data_dir / settings.worker_app_id),
         key_serializer="raw",
         value_serializer="raw",
         web_enabled=False,

@@ -17,7 +17,7 @@ equal those of an uninterrupted run.
 
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 import psycopg
@@ -28,12 +28,14 @@ from contracts.dead_letters import DeadLetter
 from storage import alert_outbox, ledger, rollups, stream_state
 from stream.accounting import (
     Accountant,
+    Accounted,
     LedgerRow,
+    Settled,
     contributions,
     counter_meters,
     dead_letter,
     decode_records,
-    reconcile,
+    settle,
 )
 from stream.batch import RawRecord
 from stream.counters import CounterConfig, CounterTracker
@@ -132,26 +134,32 @@ class LedgerWriter:
 
             accounting = self.accountant.account(decoded, partitions, self._tracker, now)
             laps.lap("account")
-            rows = [a.row for a in accounting.rows]
-            new_keys = await ledger.insert_new(cur, rows)
+            # each key's versions applied to no stored row: what to insert if the key is new
+            fresh = [(a, settle(a, None)) for a in accounting.rows]
+            new_keys = await ledger.insert_new(cur, [s.row for _, s in fresh if s.row is not None])
             laps.lap("ledger_insert")
-            inserted = [a for a in accounting.rows if a.row.key in new_keys]
-            clashing = [a for a in accounting.rows if a.row.key not in new_keys]
+            inserted: list[Accounted] = []
+            settled: list[Settled] = []
+            clashing: list[Accounted] = []
+            for a, outcome in fresh:
+                if a.row.key in new_keys and outcome.row is not None:
+                    inserted.append(replace(a, row=outcome.row, earlier=()))
+                    settled.append(outcome)
+                else:
+                    clashing.append(a)
             stored = await ledger.load(cur, [a.row.key for a in clashing])
             replaced: list[tuple[LedgerRow, LedgerRow, datetime | None]] = []
-            rejected: list[DeadLetter] = []
-            duplicates = accounting.duplicates
             for new in clashing:
                 old = stored[new.row.key]
-                outcome = reconcile(new, old)
-                if outcome.replacement is not None:
-                    replaced.append((old, outcome.replacement, new.watermark))
-                elif outcome.rejected_reason is not None:
-                    rejected.append(
-                        dead_letter(new.record, "too_late_correction", outcome.rejected_reason, now)
-                    )
-                else:
-                    duplicates += 1
+                outcome = settle(new, old)
+                settled.append(outcome)
+                if outcome.row is not None:
+                    replaced.append((old, outcome.row, new.watermark))
+            rejected = [
+                dead_letter(version.record, "too_late_correction", reason, now)
+                for outcome in settled
+                for version, reason in outcome.rejected
+            ]
             await ledger.replace(cur, [r for _, r, _ in replaced])
             laps.lap("ledger_reconcile")
             changes = contributions(inserted, replaced, self.accountant.register)
@@ -185,8 +193,8 @@ class LedgerWriter:
             records=len(records),
             skipped=accounting.skipped,
             inserted=len(inserted),
-            duplicates=duplicates,
-            corrections=len(replaced) + accounting.replaced_in_batch,
+            duplicates=sum(s.duplicates for s in settled),
+            corrections=sum(s.corrections for s in settled),
             too_late=accounting.too_late,
             rollup_rows=touched,
             dead_letters=letters,

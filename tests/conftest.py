@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from energywatch.kafka_topics import ensure_topics
+from energywatch.kafka_topics import delete_topics, ensure_topics
 from energywatch.service_process import ServiceProcess
 from energywatch.settings import Settings
 from storage.scratch_databases import scratch_database
@@ -75,6 +75,7 @@ def isolated_pipeline(database_settings: Settings) -> Iterator[Settings]:
         if settings.prometheus_targets_dir is not None:
             for service in (settings.worker_app_id, settings.notifier_group_id):
                 (settings.prometheus_targets_dir / f"{service}.json").unlink(missing_ok=True)
+        delete_topics(settings)  # a broker holding thousands of topics starts slowly
 
 
 @pytest.fixture

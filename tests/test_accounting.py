@@ -45,11 +45,13 @@ from stream.accounting import (
     LedgerRow,
     PartitionState,
     Reconciled,
+    Settled,
     contribution,
     contributions,
     counter_meters,
     decode_records,
     reconcile,
+    settle,
     windows_of,
 )
 from stream.batch import RawRecord
@@ -180,23 +182,25 @@ class InMemoryLedger:
         self.tracker = CounterTracker(CounterConfig())
         self.contributions: list[Contribution] = []
         self.rejected: list[str] = []
+        self.settled: list[Settled] = []  # the last batch's
 
     def write(self, recs: Sequence[RawRecord], now: datetime = NOW) -> Accounting:
         result = self.accountant.account(decode_records(recs), self.partitions, self.tracker, now)
         inserted: list[Accounted] = []
         replaced: list[tuple[LedgerRow, LedgerRow, datetime | None]] = []
+        self.settled = []
         for new in result.rows:
             stored = self.rows.get(new.row.key)
-            if stored is None:
-                inserted.append(new)
-                self.rows[new.row.key] = new.row
+            outcome = settle(new, stored)
+            self.settled.append(outcome)
+            self.rejected.extend(reason for _, reason in outcome.rejected)
+            if outcome.row is None:
                 continue
-            outcome = reconcile(new, stored)
-            if outcome.replacement is not None:
-                replaced.append((stored, outcome.replacement, new.watermark))
-                self.rows[new.row.key] = outcome.replacement
-            elif outcome.rejected_reason is not None:
-                self.rejected.append(outcome.rejected_reason)
+            self.rows[new.row.key] = outcome.row
+            if stored is None:
+                inserted.append(replace(new, row=outcome.row, earlier=()))
+            else:
+                replaced.append((stored, outcome.row, new.watermark))
         self.contributions.extend(contributions(inserted, replaced, self.accountant.register))
         self.partitions = result.partitions
         return result
@@ -302,7 +306,7 @@ def test_records_below_the_next_offset_are_skipped_without_rows_or_dead_letters(
 def test_a_record_delivered_twice_in_one_batch_is_skipped_the_second_time():
     once = records(reading(0, 5.0))
     result = account(once + once)
-    assert (result.skipped, result.duplicates, len(result.rows)) == (1, 0, 1)
+    assert (result.skipped, len(result.rows[0].versions()), len(result.rows)) == (1, 1, 1)
 
 
 def test_the_next_offset_of_each_partition_is_its_last_offset_plus_one():
@@ -396,20 +400,44 @@ def test_lateness_is_judged_by_each_partitions_own_watermark():
 
 
 def test_the_same_reading_twice_in_a_batch_is_one_row_and_one_duplicate():
-    result = account(records(reading(0, 7.0), reading(0, 7.0)))
+    ledger = InMemoryLedger()
+    result = ledger.write(records(reading(0, 7.0), reading(0, 7.0)))
     assert len(result.rows) == 1
-    assert result.rows[0].record.offset == 0
-    assert (result.duplicates, result.replaced_in_batch) == (1, 0)
+    assert [v.record.offset for v in result.rows[0].versions()] == [0, 1]
+    [settled] = ledger.settled
+    assert (settled.duplicates, settled.corrections, settled.row.revision) == (1, 0, 0)
 
 
 def test_a_second_version_of_a_key_in_a_batch_replaces_the_first():
-    result = account(records(reading(0, 7.0), reading(15, 1.0), reading(0, 8.0)))
+    ledger = InMemoryLedger()
+    result = ledger.write(records(reading(0, 7.0), reading(15, 1.0), reading(0, 8.0)))
     assert [(a.row.period_start, a.row.consumption) for a in result.rows] == [
         (T0, 8.0),
         (T0 + QUARTER, 1.0),
     ]
     assert result.rows[0].record.offset == 2
-    assert (result.duplicates, result.replaced_in_batch) == (0, 1)
+    assert (ledger.settled[0].duplicates, ledger.settled[0].corrections) == (0, 1)
+    assert ledger.rows[("E1", T0)].revision == 1
+
+
+def test_a_batch_that_changes_a_reading_and_changes_it_back_counts_both_changes():
+    # found by the batch-cut property below: 1002, then 1000 and 1002 again in the next batch
+    ledger = InMemoryLedger()
+    ledger.write(records(counter(0, 1002.0)))
+    ledger.write(records(counter(0, 1002.0), counter(0, 1000.0), counter(0, 1002.0), first=1))
+    row = ledger.rows[("C1", T0)]
+    assert (row.physical_counter, row.quality_flags, row.revision) == (1002.0, ("correction",), 2)
+    whole = InMemoryLedger()
+    whole.write(records(*(counter(0, c) for c in (1002.0, 1002.0, 1000.0, 1002.0))))
+    assert whole.rows == ledger.rows
+
+
+def test_two_too_late_corrections_of_a_key_in_one_batch_are_both_dead_lettered():
+    ledger, later = InMemoryLedger(), T0 + timedelta(days=10)
+    ledger.write(records(reading(0, 7.0), reading(15 * 4 * 24 * 9, 1.0)), now=later)
+    ledger.write(records(reading(0, 8.0), reading(0, 9.0), first=2), now=later)
+    assert len(ledger.rejected) == 2
+    assert ledger.rows[("E1", T0)].physical_quantity == 7.0
 
 
 @st.composite
@@ -655,7 +683,7 @@ def test_a_counter_reading_delivered_again_in_a_later_batch_leaves_the_stored_ro
 def test_a_different_value_replaces_the_stored_row():
     corrected = replace(STORED, physical_quantity=41.0, consumption=41.0, tce=0.0050389)
     outcome = reconcile(arriving(corrected), STORED)
-    assert outcome.replacement == corrected
+    assert outcome.replacement == replace(corrected, revision=1)
     assert outcome.rejected_reason is None
 
 
@@ -671,7 +699,7 @@ def test_a_correction_beyond_the_allowed_lateness_is_rejected_and_the_stored_row
 def test_a_too_late_correction_of_a_row_that_was_itself_too_late_replaces_it():
     stored = replace(STORED, aggregated=False)
     too_late = replace(stored, physical_quantity=41.0, consumption=41.0)
-    assert reconcile(arriving(too_late), stored) == Reconciled(too_late)
+    assert reconcile(arriving(too_late), stored) == Reconciled(replace(too_late, revision=1))
 
 
 def test_an_out_of_order_counter_correction_keeps_the_stored_consumption_and_tce():
@@ -694,7 +722,8 @@ def test_an_out_of_order_counter_correction_keeps_the_stored_consumption_and_tce
 
 def test_an_out_of_order_correction_of_a_row_with_no_consumption_stores_the_new_row():
     new = replace(STORED, physical_counter=5.0, consumption=None, quality_flags=("out_of_order",))
-    assert reconcile(arriving(new), replace(STORED, consumption=None)).replacement == new
+    outcome = reconcile(arriving(new), replace(STORED, consumption=None, revision=3))
+    assert outcome.replacement == replace(new, revision=4)
 
 
 # --- contributions to the rollups --------------------------------------------------------------
