@@ -44,7 +44,7 @@ from pydantic import SecretStr
 from alerts.static_threshold import StaticThreshold
 from benchmarks.ingest import free_port
 from benchmarks.simulation import benchmark_fleet
-from energywatch.kafka_topics import ensure_topics
+from energywatch.kafka_topics import delete_topics, ensure_topics
 from energywatch.service_process import ServiceProcess
 from energywatch.settings import Settings
 from plans.coal_factors import CoalFactors
@@ -82,7 +82,10 @@ def _bench_pipeline(base: Settings, run_id: str) -> Iterator[Settings]:
             }
         )
         ensure_topics(settings)
-        yield settings
+        try:
+            yield settings
+        finally:
+            delete_topics(settings)
 
 
 def _readings(units: int, count: int, offset_intervals: int = 0) -> list[tuple[bytes, bytes]]:

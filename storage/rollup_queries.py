@@ -106,6 +106,41 @@ WHERE r.subject_kind = %(kind)s AND r.subject = %(subject)s AND r.window_size = 
 ORDER BY r.period_start, r.energy_type
 """
 
+# A meter's quarter-hours and hours are not kept in energy_rollups (storage.rollups says why):
+# they are summed here from the ledger rows, as the rollups would have summed them. The one
+# thing the ledger cannot tell is whether a reading came after its window closed, so
+# ``corrections`` counts the rows in the window that were corrected (revision > 0).
+_METER_FROM_LEDGER = """
+WITH mark AS (
+    SELECT CASE WHEN count(*) > 0 AND count(*) = count(watermark) THEN min(watermark) END
+    FROM stream_progress
+    WHERE topic = %(topic)s AND (%(consumer)s::text IS NULL OR consumer = %(consumer)s)
+)
+SELECT 'meter', m.meter_id, m.energy_type, %(size)s, w.start_at, w.start_at + %(width)s,
+       coalesce(sum(m.consumption::numeric), 0), min(m.physical_unit),
+       coalesce(sum(m.tce::numeric), 0),
+       coalesce(sum(m.tce::numeric) FILTER (WHERE m.counted), 0),
+       coalesce(sum(m.tce_equivalent::numeric), 0), count(*), sum(m.interval_seconds),
+       count(*) FILTER (WHERE m.quality_flags <> '{}'),
+       count(*) FILTER (WHERE m.quality_flags && ARRAY['stuck']),
+       count(*) FILTER (WHERE m.quality_flags && ARRAY['implausible_jump']),
+       count(*) FILTER (WHERE m.quality_flags && ARRAY['reset', 'rollover']),
+       count(*) FILTER (WHERE m.quality_flags && ARRAY['off_period_start']),
+       count(*) FILTER (WHERE m.revision > 0),
+       coalesce(w.start_at + %(width)s <= (SELECT * FROM mark), false)
+FROM meter_readings m
+CROSS JOIN LATERAL (SELECT time_bucket(%(width)s, m.period_start) AS start_at) AS w
+WHERE m.meter_id = %(subject)s AND m.aggregated
+  AND m.period_start >= %(start)s AND m.period_start < %(end)s
+  AND (%(energy_type)s::text IS NULL OR m.energy_type = %(energy_type)s)
+GROUP BY m.meter_id, m.energy_type, w.start_at
+ORDER BY w.start_at, m.energy_type
+"""
+_FROM_LEDGER: Final = {
+    WindowSize.QUARTER_HOUR: timedelta(minutes=15),
+    WindowSize.HOUR: timedelta(hours=1),
+}
+
 
 async def stream_watermark(
     conn: psycopg.AsyncConnection[TupleRow], topic: str, consumer: str | None = None
@@ -133,11 +168,13 @@ async def rollups(
     """A subject's rollups of one window size whose windows start in ``[start, end)``, of one
     energy type or of all (``'all'`` being one of them), ordered by period start then energy
     type. ``topic`` (the readings topic) and ``consumer`` say whose watermark decides
-    ``final``."""
+    ``final``. A meter's quarter-hours and hours are summed from the ledger."""
     _require_aware(start, end)
+    width = _FROM_LEDGER.get(WindowSize(window_size))
+    from_ledger = SubjectKind(subject_kind) is SubjectKind.METER and width is not None
     async with conn.transaction():
         cur = await conn.execute(
-            _ROLLUPS,
+            _METER_FROM_LEDGER if from_ledger else _ROLLUPS,
             {
                 "topic": topic,
                 "consumer": consumer,
@@ -147,6 +184,7 @@ async def rollups(
                 "start": start,
                 "end": end,
                 "energy_type": energy_type,
+                "width": width,
             },
         )
         rows = await cur.fetchall()

@@ -57,7 +57,7 @@ CROSS JOIN LATERAL (VALUES
     ('1d', s.s1d, s.e1d, s.c1d),
     ('1mo', s.s1mo, s.e1mo, s.c1mo)
 ) AS w(size, start_at, end_at, closed)
-WHERE subj.energy_type <> 'all' OR s.in_all
+WHERE (subj.energy_type <> 'all' OR s.in_all) AND (subj.kind <> 'meter' OR w.size IN ('1d', '1mo'))
 GROUP BY subj.kind, subj.subject, subj.energy_type, w.size, w.start_at, w.end_at
 ORDER BY subj.kind, subj.subject, subj.energy_type, w.size, w.start_at
 ON CONFLICT (subject_kind, subject, energy_type, window_size, period_start) DO UPDATE SET
