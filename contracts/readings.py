@@ -12,7 +12,7 @@ leave turning it into consumption (resets, rollovers) to the stream processors.
 """
 
 from enum import StrEnum
-from typing import Annotated, ClassVar, Final, Literal
+from typing import Annotated, Any, ClassVar, Final, Literal
 
 from pydantic import (
     BaseModel,
@@ -55,16 +55,27 @@ class _ReadingBase(BaseModel):
     interval_seconds: int = Field(default=900, gt=0, le=86_400 * 31)
     source: str = Field(default="simulator", pattern=r"^[a-z0-9_.\-]{1,32}$")
 
+    #: the names of this type's quantity and counter fields (set per subclass: the stream
+    #: reads them for every reading, so they are not rebuilt each time)
+    _quantity_field: ClassVar[str] = ""
+    _counter_field: ClassVar[str] = ""
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        cls._quantity_field = f"consumption_{cls._suffix()}"
+        cls._counter_field = f"counter_{cls._suffix()}"
+
     @property
     def physical_quantity(self) -> float | None:
         """The interval's consumption in ``physical_unit``, if the meter reported it."""
-        value: float | None = getattr(self, f"consumption_{self._suffix()}")
+        value: float | None = getattr(self, self._quantity_field)
         return value
 
     @property
     def physical_counter(self) -> float | None:
         """The cumulative counter at the end of the interval, if the meter reported it."""
-        value: float | None = getattr(self, f"counter_{self._suffix()}")
+        value: float | None = getattr(self, self._counter_field)
         return value
 
     @classmethod

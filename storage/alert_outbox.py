@@ -20,14 +20,16 @@ async def insert_alerts(
     cur: psycopg.AsyncCursor[TupleRow], alerts: Sequence[AlertEvent]
 ) -> list[str]:
     """Store alerts not seen before; return the ids that were new."""
-    new_ids: list[str] = []
-    for alert in alerts:
-        await cur.execute(
-            "INSERT INTO alert_events (alert_id, rule_id, status, severity, enterprise_code, "
-            "subject, period_start, window_seconds, observed_value, threshold_value, value_unit, "
-            "message, raised_at, payload) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
-            "ON CONFLICT (alert_id) DO NOTHING RETURNING alert_id",
+    if not alerts:
+        return []
+    # one round trip for the batch (psycopg pipelines executemany), a result set per alert
+    await cur.executemany(
+        "INSERT INTO alert_events (alert_id, rule_id, status, severity, enterprise_code, "
+        "subject, period_start, window_seconds, observed_value, threshold_value, value_unit, "
+        "message, raised_at, payload) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+        "ON CONFLICT (alert_id) DO NOTHING RETURNING alert_id",
+        [
             (
                 alert.alert_id,
                 alert.rule_id,
@@ -43,11 +45,18 @@ async def insert_alerts(
                 alert.message,
                 alert.raised_at,
                 Jsonb(alert.model_dump(mode="json")),
-            ),
-        )
+            )
+            for alert in alerts
+        ],
+        returning=True,
+    )
+    new_ids: list[str] = []
+    while True:
         row = await cur.fetchone()
         if row is not None:
             new_ids.append(str(row[0]))
+        if not cur.nextset():
+            break
     return new_ids
 
 
