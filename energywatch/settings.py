@@ -55,6 +55,15 @@ class Settings(BaseSettings):
     threshold_kwh_per_interval: float = Field(
         default=6000.0, gt=0, description="the static threshold: kWh one meter may use in 15 min"
     )
+    compress_after_days: float = Field(
+        default=30,
+        gt=0,
+        description="compress raw chunks older than this (editions with compression only); "
+        "must exceed the allowed lateness",
+    )
+    raw_retention_days: float | None = Field(
+        default=None, gt=0, description="drop raw rows older than this; unset keeps them"
+    )
     register_path: Path | None = Field(
         default=None,
         description="the enterprise register (plans/registers/*.yaml): counties, cities, "

@@ -30,6 +30,7 @@ from contracts.dead_letters import DeadLetter
 from energywatch.settings import Settings
 from plans.coal_factors import CoalFactors
 from plans.register import Register, load_register
+from storage.policies import PolicyConfig
 from stream.accounting import Accountant, AccountingConfig
 from stream.agents import (
     add_batch_agent,
@@ -73,7 +74,17 @@ def create_app(
         ),
     )
     writer = LedgerWriter(accountant, threshold, consumer=settings.worker_app_id)
-    sink = TimescaleSink(settings.database_url, on_error=lambda exc: metrics.db_write_errors.inc())
+    sink = TimescaleSink(
+        settings.database_url,
+        on_error=lambda exc: metrics.db_write_errors.inc(),
+        policies=PolicyConfig(
+            compress_after=timedelta(days=settings.compress_after_days),
+            raw_retention=None
+            if settings.raw_retention_days is None
+            else timedelta(days=settings.raw_retention_days),
+            allowed_lateness=timedelta(seconds=settings.allowed_lateness_seconds),
+        ),
+    )
 
     settings.worker_data_dir.mkdir(parents=True, exist_ok=True)  # Faust makes only the leaf
     app = faust.App(

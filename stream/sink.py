@@ -20,6 +20,7 @@ from contracts.alert_events import AlertEvent
 from contracts.readings import Reading
 from storage import alert_outbox
 from storage.migrate import migrate
+from storage.policies import PolicyConfig, apply_policies, describe
 from storage.readings import insert_readings
 
 log = logging.getLogger(__name__)
@@ -38,8 +39,10 @@ class TimescaleSink:
         database_url: SecretStr,
         on_error: Callable[[Exception], None] = lambda exc: None,
         max_backoff_seconds: float = 10.0,
+        policies: PolicyConfig | None = None,
     ) -> None:
         self._url = database_url
+        self._policies = policies  # applied once, after the migrations
         self._conn: psycopg.AsyncConnection[TupleRow] | None = None
         self._lock = asyncio.Lock()
         self._on_error = on_error
@@ -53,6 +56,11 @@ class TimescaleSink:
             applied = await migrate(conn)
             if applied:
                 log.info("applied schema migrations %s", applied)
+            if self._policies is not None:
+                report = await apply_policies(conn, self._policies)
+                for line in describe(report.policies):
+                    log.info("storage policy %s", line)
+                self._policies = None
             self._conn = conn
         return self._conn
 
