@@ -1,0 +1,155 @@
+"""Silence from a meter or monitor, judged as it happens: gaps and devices offline.
+
+* gap: more than ``gap_intervals`` whole intervals have ended since the last data did;
+* offline: silent for more than two intervals (the platform's line) and, counted in China's
+  working days, escalating towards the rule that a broken link is fixed within 3 working days,
+  after which data is entered by hand (DOMAIN.md §5). Defaults: notice after more than 1
+  working day, warning after more than 2 (the last day allowed), critical after more than 3.
+
+Working days are counted as ``plans.cn_calendar.ChinaCalendar.working_days_between`` does
+(``stream.data_quality.offline`` agrees): a link broken on a Friday has had 3 working days by
+Wednesday's end and is overdue on Thursday. The tracker keeps the last period heard from each
+device as explicit state, so a restarted worker resumes with ``restore(snapshot())``.
+"""
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from alerts.rules.condition import Condition, Severity, graded
+from contracts.identifiers import CHINA_STANDARD_TIME
+from plans.cn_calendar import ChinaCalendar
+
+GAP_RULE = "data-quality.gap"
+OFFLINE_RULE = "data-quality.offline"
+
+
+@dataclass(frozen=True)
+class DeviceSilenceConfig:
+    gap_intervals: int = 4
+    gap_severity: Severity = Severity.NOTICE
+    offline_after_intervals: int = 2
+    #: (more than this many working days silent, severity)
+    offline_levels: tuple[tuple[int, Severity], ...] = (
+        (1, Severity.NOTICE),
+        (2, Severity.WARNING),
+        (3, Severity.CRITICAL),
+    )
+
+
+@dataclass(frozen=True)
+class _Heard:
+    last_start: datetime  # the latest period start received, UTC
+    interval_seconds: int
+    enterprise_code: str | None
+
+
+class DeviceSilence:
+    """The last period heard from each device, and the gap and offline conditions it implies
+    at a given time."""
+
+    def __init__(self, config: DeviceSilenceConfig, calendar: ChinaCalendar) -> None:
+        self.config = config
+        self._calendar = calendar
+        self._devices: dict[str, _Heard] = {}
+
+    def heard(
+        self,
+        device: str,
+        period_start: datetime,
+        interval_seconds: int,
+        enterprise_code: str | None = None,
+    ) -> None:
+        """Record data for ``device``'s period starting ``period_start``; late data for an
+        older period changes nothing."""
+        if period_start.tzinfo is None:
+            raise ValueError("period_start must be timezone-aware")
+        if interval_seconds <= 0:
+            raise ValueError("an interval is a positive number of seconds")
+        start = period_start.astimezone(UTC)
+        known = self._devices.get(device)
+        if known is None or start >= known.last_start:
+            self._devices[device] = _Heard(start, interval_seconds, enterprise_code)
+
+    def forget(self, device: str) -> None:
+        """Stop watching ``device`` (decommissioned): no more conditions about it."""
+        self._devices.pop(device, None)
+
+    def evaluate(self, now: datetime) -> list[Condition]:
+        """Each watched device's gap and offline conditions at ``now``, by device id."""
+        conditions = []
+        for device in sorted(self._devices):
+            conditions.extend(self._device_conditions(device, self._devices[device], now))
+        return conditions
+
+    def _device_conditions(self, device: str, heard: _Heard, now: datetime) -> list[Condition]:
+        interval = timedelta(seconds=heard.interval_seconds)
+        since = heard.last_start + interval
+        silent = max(timedelta(0), now - since)
+        missing = silent // interval
+        gap_over = missing > self.config.gap_intervals
+        gap = Condition(
+            rule_id=GAP_RULE,
+            subject=device,
+            at=now,
+            severity=self.config.gap_severity if gap_over else None,
+            value=float(missing),
+            threshold=float(self.config.gap_intervals),
+            unit="intervals",
+            message=(
+                f"{device}: {missing} intervals of {heard.interval_seconds} s missing since "
+                f"{since.isoformat()} 数据中断 (allowed {self.config.gap_intervals})"
+            ),
+            enterprise_code=heard.enterprise_code,
+        )
+        days = 0
+        if missing > self.config.offline_after_intervals:
+            days = self._calendar.working_days_between(
+                since.astimezone(CHINA_STANDARD_TIME).date(),
+                now.astimezone(CHINA_STANDARD_TIME).date(),
+            )
+        lines = tuple((float(n), severity) for n, severity in self.config.offline_levels)
+        severity, line = graded(float(days), lines)
+        offline = Condition(
+            rule_id=OFFLINE_RULE,
+            subject=device,
+            at=now,
+            severity=severity,
+            value=float(days),
+            threshold=line,
+            unit="working days",
+            message=(
+                f"{device} offline 设备离线 for {days} working days since {since.isoformat()}; "
+                "a link is to be fixed within 3 working days, then data is entered by hand"
+            ),
+            enterprise_code=heard.enterprise_code,
+        )
+        return [gap, offline]
+
+    def snapshot(self) -> dict[str, Any]:
+        """The tracker's state as plain JSON-able data."""
+        return {
+            "devices": [
+                {
+                    "device": device,
+                    "last_start": heard.last_start.isoformat(),
+                    "interval_seconds": heard.interval_seconds,
+                    "enterprise_code": heard.enterprise_code,
+                }
+                for device, heard in sorted(self._devices.items())
+            ]
+        }
+
+    @classmethod
+    def restore(
+        cls, config: DeviceSilenceConfig, calendar: ChinaCalendar, snapshot: dict[str, Any]
+    ) -> "DeviceSilence":
+        """A tracker continuing from ``snapshot`` (as ``snapshot()`` returned it)."""
+        tracker = cls(config, calendar)
+        for row in snapshot["devices"]:
+            tracker._devices[row["device"]] = _Heard(
+                datetime.fromisoformat(row["last_start"]),
+                int(row["interval_seconds"]),
+                row["enterprise_code"],
+            )
+        return tracker
