@@ -254,7 +254,16 @@ def test_a_meters_quarter_hours_and_hours_from_the_ledger_add_up_to_its_stored_d
         "AND window_size = '1d' AND energy_type <> 'water' ORDER BY subject, period_start",
     )
     assert len(days) > 20
-    summed = "tce tce_counted tce_equivalent readings covered_seconds flagged stuck jumps".split()
+    summed = [
+        "tce",
+        "tce_counted",
+        "tce_equivalent",
+        "readings",
+        "covered_seconds",
+        "flagged",
+        "stuck",
+        "jumps",
+    ]
     summed += ["resets", "off_period_start"]
     columns = [c.strip() for c in ROLLUP_COLUMNS.split(",")]
 
