@@ -17,6 +17,7 @@ from energywatch import (
     export_commands,
     hj212_commands,
     ingest_commands,
+    plans_commands,
     register_commands,
     simulation_commands,
 )
@@ -113,6 +114,7 @@ def notifier(loglevel: str = "info") -> None:
 
 
 app.add_typer(register_commands.app, name="register")
+app.add_typer(plans_commands.app, name="plans", help="Plan files: validate them.")
 app.add_typer(hj212_commands.app, name="hj212", help="HJ 212 packets: decode them.")
 app.add_typer(ingest_commands.app, name="ingest", help="Ingest gateways: HJ 212, HTTPS, MQTT.")
 app.command()(simulation_commands.simulate)
