@@ -165,7 +165,7 @@ def _coal() -> StandardCoal:
 
 
 async def _copy_ceiling(settings: Settings, rows: list[Any]) -> dict[str, Any]:
-    from storage.ledger import _values
+    from storage.ledger import COLUMNS, copy_values
 
     url = settings.database_url.get_secret_value()
     async with await psycopg.AsyncConnection.connect(url) as conn:
@@ -184,15 +184,10 @@ async def _copy_ceiling(settings: Settings, rows: list[Any]) -> dict[str, Any]:
             async with (
                 conn.transaction(),
                 conn.cursor() as cur,
-                cur.copy(
-                    "COPY copy_ceiling (meter_id, period_start, enterprise_code, energy_type, "
-                    "interval_seconds, physical_quantity, physical_counter, physical_unit, "
-                    "source, consumption, tce, tce_equivalent, counted, exclusion, "
-                    "quality_flags, aggregated) FROM STDIN"
-                ) as copy,
+                cur.copy(f"COPY copy_ceiling ({COLUMNS}) FROM STDIN") as copy,
             ):
                 for row in rows[first : first + 2000]:
-                    await copy.write_row(_values(row))
+                    await copy.write_row(copy_values(row))
         elapsed = time.perf_counter() - started
     return {
         "rows": len(rows),

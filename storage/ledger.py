@@ -17,18 +17,20 @@ from stream.accounting import LedgerRow
 
 Key = tuple[str, datetime]
 
-_STAGING = (
-    "CREATE TEMP TABLE IF NOT EXISTS ledger_staging AS SELECT "
+#: the columns a ledger row is written with, in the order of :func:`copy_values`
+COLUMNS = (
     "meter_id, period_start, enterprise_code, energy_type, interval_seconds, physical_quantity, "
     "physical_counter, physical_unit, source, consumption, tce, tce_equivalent, counted, "
-    "exclusion, quality_flags, aggregated, revision FROM meter_readings WITH NO DATA"
+    "exclusion, quality_flags, aggregated, revision"
+)
+
+_STAGING = (
+    f"CREATE TEMP TABLE IF NOT EXISTS ledger_staging AS SELECT {COLUMNS} "  # noqa: S608 - constant
+    "FROM meter_readings WITH NO DATA"
 )
 _COPY = "COPY ledger_staging FROM STDIN"
 _INSERT = (
-    "INSERT INTO meter_readings (meter_id, period_start, enterprise_code, energy_type, "
-    "interval_seconds, physical_quantity, physical_counter, physical_unit, source, consumption, "
-    "tce, tce_equivalent, counted, exclusion, quality_flags, aggregated, revision) "
-    "TABLE ledger_staging "
+    f"INSERT INTO meter_readings ({COLUMNS}) TABLE ledger_staging "
     "ON CONFLICT (meter_id, period_start) DO NOTHING RETURNING meter_id, period_start"
 )
 _LOAD = (
@@ -47,7 +49,7 @@ _REPLACE = (
 )
 
 
-def _values(row: LedgerRow) -> tuple[object, ...]:
+def copy_values(row: LedgerRow) -> tuple[object, ...]:
     return (
         row.meter_id,
         row.period_start,
@@ -77,7 +79,7 @@ async def insert_new(cur: psycopg.AsyncCursor[TupleRow], rows: Sequence[LedgerRo
     await cur.execute(_STAGING)
     async with cur.copy(_COPY) as copy:
         for row in rows:
-            await copy.write_row(_values(row))
+            await copy.write_row(copy_values(row))
     await cur.execute(_INSERT)
     inserted = {(str(m), p) for m, p in await cur.fetchall()}
     await cur.execute("TRUNCATE ledger_staging")
@@ -139,5 +141,5 @@ async def replace(cur: psycopg.AsyncCursor[TupleRow], rows: Sequence[LedgerRow])
     if not rows:
         return
     await cur.executemany(
-        _REPLACE, [(*_values(row)[2:], row.meter_id, row.period_start) for row in rows]
+        _REPLACE, [(*copy_values(row)[2:], row.meter_id, row.period_start) for row in rows]
     )
