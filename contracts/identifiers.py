@@ -1,5 +1,6 @@
 """Identifier and time types shared by every contract."""
 
+import functools
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Annotated, Final
 
@@ -19,6 +20,7 @@ def uscc_check_character(first17: str) -> str:
     return _USCC_CHARSET[(31 - total % 31) % 31]
 
 
+@functools.lru_cache(maxsize=65_536)  # a fleet's codes repeat in every reading
 def _valid_uscc(code: str) -> str:
     if uscc_check_character(code[:17]) != code[17]:
         raise ValueError(f"the check character of unified social credit code {code} is wrong")
