@@ -1,6 +1,7 @@
 """Creates the topics EnergyWatch uses (the brokers do not auto-create topics)."""
 
 import contextlib
+from collections.abc import Iterator
 
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import TopicAlreadyExistsError, UnknownTopicOrPartitionError
@@ -20,12 +21,20 @@ def topic_layout(settings: Settings) -> dict[str, int]:
     }
 
 
-def ensure_topics(settings: Settings) -> list[str]:
-    """Create missing topics; return the names created now."""
+@contextlib.contextmanager
+def _admin(settings: Settings) -> Iterator[KafkaAdminClient]:
     admin = KafkaAdminClient(
         bootstrap_servers=settings.kafka_bootstrap, client_id="energywatch-admin"
     )
     try:
+        yield admin
+    finally:
+        admin.close()
+
+
+def ensure_topics(settings: Settings) -> list[str]:
+    """Create missing topics; return the names created now."""
+    with _admin(settings) as admin:
         existing = set(admin.list_topics())
         missing = [
             NewTopic(name, num_partitions=partitions, replication_factor=1)
@@ -37,20 +46,13 @@ def ensure_topics(settings: Settings) -> list[str]:
             with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics(missing)
         return [t.name for t in missing]
-    finally:
-        admin.close()
 
 
 def delete_topics(settings: Settings) -> None:
     """Delete this pipeline's topics (a test's or a benchmark's, when it is done with them)."""
-    admin = KafkaAdminClient(
-        bootstrap_servers=settings.kafka_bootstrap, client_id="energywatch-admin"
-    )
-    try:
+    with _admin(settings) as admin:
         existing = set(admin.list_topics())
         doomed = [name for name in topic_layout(settings) if name in existing]
         if doomed:
             with contextlib.suppress(UnknownTopicOrPartitionError):
                 admin.delete_topics(doomed)
-    finally:
-        admin.close()

@@ -80,20 +80,18 @@ class RollupRow:
         return int((self.period_end - self.period_start).total_seconds())
 
 
+#: the lowest watermark over the topic's partitions, or NULL (see the module docstring)
 _WATERMARK = """
 SELECT CASE WHEN count(*) > 0 AND count(*) = count(watermark) THEN min(watermark) END
 FROM stream_progress
 WHERE topic = %(topic)s AND (%(consumer)s::text IS NULL OR consumer = %(consumer)s)
 """
+_WITH_MARK = f"WITH mark AS ({_WATERMARK})\n"
 
 # The watermark (as _WATERMARK) and the rows in one statement, so one snapshot: a window judged
 # final has every contribution the watermark promises.
-_ROLLUPS = """
-WITH mark AS (
-    SELECT CASE WHEN count(*) > 0 AND count(*) = count(watermark) THEN min(watermark) END
-    FROM stream_progress
-    WHERE topic = %(topic)s AND (%(consumer)s::text IS NULL OR consumer = %(consumer)s)
-)
+_ROLLUPS = _WITH_MARK + (  # noqa: S608 - constants only
+    """
 SELECT r.subject_kind, r.subject, r.energy_type, r.window_size, r.period_start, r.period_end,
        r.physical_quantity, r.physical_unit, r.tce, r.tce_counted, r.tce_equivalent,
        r.readings, r.covered_seconds, r.flagged, r.stuck, r.jumps, r.resets,
@@ -105,17 +103,14 @@ WHERE r.subject_kind = %(kind)s AND r.subject = %(subject)s AND r.window_size = 
   AND (%(energy_type)s::text IS NULL OR r.energy_type = %(energy_type)s)
 ORDER BY r.period_start, r.energy_type
 """
+)
 
 # A meter's quarter-hours and hours are not kept in energy_rollups (storage.rollups says why):
 # they are summed here from the ledger rows, as the rollups would have summed them. The one
 # thing the ledger cannot tell is whether a reading came after its window closed, so
 # ``corrections`` counts the rows in the window that were corrected (revision > 0).
-_METER_FROM_LEDGER = """
-WITH mark AS (
-    SELECT CASE WHEN count(*) > 0 AND count(*) = count(watermark) THEN min(watermark) END
-    FROM stream_progress
-    WHERE topic = %(topic)s AND (%(consumer)s::text IS NULL OR consumer = %(consumer)s)
-)
+_METER_FROM_LEDGER = _WITH_MARK + (  # noqa: S608 - constants only
+    """
 SELECT 'meter', m.meter_id, m.energy_type, %(size)s, w.start_at, w.start_at + %(width)s,
        coalesce(sum(m.consumption::numeric), 0), min(m.physical_unit),
        coalesce(sum(m.tce::numeric), 0),
@@ -136,6 +131,7 @@ WHERE m.meter_id = %(subject)s AND m.aggregated
 GROUP BY m.meter_id, m.energy_type, w.start_at
 ORDER BY w.start_at, m.energy_type
 """
+)
 _FROM_LEDGER: Final = {
     WindowSize.QUARTER_HOUR: timedelta(minutes=15),
     WindowSize.HOUR: timedelta(hours=1),

@@ -344,15 +344,6 @@ class Settled:
 
 def settle(new: Accounted, stored: LedgerRow | None) -> Settled:
     """Apply ``new``'s versions one by one to ``stored`` (None: the key is new to the ledger)."""
-    if not new.earlier:  # the usual case, without building anything
-        if stored is None:
-            return Settled(new.row)
-        outcome = reconcile(new, stored)
-        if outcome.replacement is not None:
-            return Settled(outcome.replacement, corrections=1)
-        if outcome.rejected_reason is not None:
-            return Settled(None, rejected=((new, outcome.rejected_reason),))
-        return Settled(None, duplicates=1)
     current, changed = stored, False
     duplicates = corrections = 0
     rejected: list[tuple[Accounted, str]] = []
