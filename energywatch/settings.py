@@ -79,12 +79,50 @@ class Settings(BaseSettings):
         default=1800, ge=0, description="how far the watermark trails the latest interval end"
     )
 
-    # Notifier
+    # Alert evaluator (alerts/evaluator.py): rules over stored data, the lifecycle, the outbox
+    plans_dir: Path | None = Field(
+        default=None,
+        description="the city plans (plans/data/cities/*.yaml); unset: the packaged seed plans",
+    )
+    statistics_path: Path | None = Field(
+        default=None, description="regional GDP and value added (CSV, plans/statistics.py)"
+    )
+    evaluator_sweep_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="how often every rule is re-judged even without new data (silent devices, "
+        "repeats, forecasts)",
+    )
+    send_replays: bool = Field(
+        default=False, description="also notify alerts raised while replaying old data"
+    )
+
+    # Notifier: who is told (recipients file), over which channels
     notifier_group_id: str = "energywatch-notifier"
+    recipients_path: Path | None = Field(
+        default=None,
+        description="recipients and their channels (plans/recipients.example.yaml shows the "
+        "shape); unset: the single webhook below, told about every alert",
+    )
     webhook_url: str | None = None
     webhook_secret: SecretStr | None = None
     webhook_timeout_seconds: float = Field(default=5.0, gt=0)
     webhook_max_attempts: int = Field(default=5, ge=1)
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_sender: str = "energywatch@localhost"
+    smtp_security: str = Field(default="starttls", pattern="^(starttls|tls|none)$")
+
+    # Alerts API: loopback unless configured
+    alerts_api_host: str = "127.0.0.1"
+    alerts_api_port: int = 38080
+    access_path: Path | None = Field(
+        default=None,
+        description="supervisor and operator tokens for the Alerts API (salted digests); "
+        "enterprise tokens come from the register",
+    )
 
     # HJ 212 TCP gateway for VOC monitors' data loggers: loopback unless configured
     hj212_host: str = "127.0.0.1"
@@ -112,6 +150,8 @@ class Settings(BaseSettings):
     notifier_metrics_port: int = 39102
     simulator_metrics_port: int = 39103
     ingest_metrics_port: int = 39104
+    evaluator_metrics_port: int = 39105
+    alerts_api_metrics_port: int = 39106
 
     def as_env(self) -> dict[str, str]:
         """The environment that gives a child process these settings (secrets included:

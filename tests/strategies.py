@@ -4,7 +4,7 @@ from datetime import datetime, timedelta, timezone
 
 from hypothesis import strategies as st
 
-from contracts.alert_events import AlertEvent, AlertSeverity, AlertStatus
+from contracts.alert_events import AlertEvent, AlertKind, AlertSeverity
 from contracts.identifiers import uscc_check_character
 from contracts.readings import READING_MODELS, ElectricityReading, NaturalGasReading, Reading
 
@@ -82,18 +82,24 @@ readings = st.one_of(electricity_readings(), gas_readings(), any_readings())
 @st.composite
 def alert_events(draw: st.DrawFn) -> AlertEvent:
     finite = st.floats(allow_nan=False, allow_infinity=False, min_value=-1e15, max_value=1e15)
+    hex32 = st.text("0123456789abcdef", min_size=32, max_size=32)
+    regional = draw(st.booleans())
     return AlertEvent(
-        alert_id=draw(st.text("0123456789abcdef", min_size=32, max_size=32)),
-        rule_id=draw(st.text("abcdefghijklmnopqrstuvwxyz-", min_size=1, max_size=64)),
-        status=draw(st.sampled_from(AlertStatus)),
+        event_id=draw(hex32),
+        alert_id=draw(hex32),
+        kind=draw(st.sampled_from(AlertKind)),
+        rule_id=draw(st.text("abcdefghijklmnopqrstuvwxyz-.", min_size=1, max_size=64)),
         severity=draw(st.sampled_from(AlertSeverity)),
-        enterprise_code=draw(enterprise_codes()),
+        enterprise_code=None if regional else draw(enterprise_codes()),
+        region_code=draw(st.none() | st.from_regex(r"\A\d{6}\Z")),
         subject=draw(meter_ids),
-        period_start=draw(aware_datetimes),
-        window_seconds=draw(st.integers(min_value=1, max_value=31 * 86400)),
-        observed_value=draw(finite),
-        threshold_value=draw(finite),
-        value_unit="kWh/900s",
+        value=draw(st.none() | finite),
+        threshold=draw(st.none() | finite),
+        unit="kWh",
         message=draw(st.text(min_size=1, max_size=200)),
-        raised_at=draw(aware_datetimes),
+        started_at=draw(aware_datetimes),
+        at=draw(aware_datetimes),
+        emitted_at=draw(aware_datetimes),
+        replay=draw(st.booleans()),
+        deliver=draw(st.booleans()),
     )
