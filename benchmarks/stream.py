@@ -41,7 +41,6 @@ from kafka import KafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
-from alerts.static_threshold import StaticThreshold
 from benchmarks.ingest import free_port
 from benchmarks.simulation import benchmark_fleet
 from energywatch.kafka_topics import delete_topics, ensure_topics
@@ -251,7 +250,7 @@ async def _profile(
     """The worker's path without Faust, under cProfile: where the time goes."""
     register = register_for_fleet(build_fleet(benchmark_fleet(units)))
     writer = LedgerWriter(
-        Accountant(register, _coal()), StaticThreshold(6000.0), consumer="profile"
+        Accountant(register, _coal()), consumer="profile"
     )
     raw = [RawRecord(v, "profile", 0, n) for n, (_, v) in enumerate(records)]
 

@@ -32,7 +32,7 @@ class Settings(BaseSettings):
 
     # Topics (the contract's wire versions are in the names)
     readings_topic: str = "energywatch.readings.v1"
-    alerts_topic: str = "energywatch.alerts.v1"
+    alerts_topic: str = "energywatch.alerts.v2"
     dead_letter_topic: str = "energywatch.dead-letters.v1"
     production_topic: str = "energywatch.production.v1"
     voc_topic: str = "energywatch.voc.v1"
@@ -51,9 +51,6 @@ class Settings(BaseSettings):
         default=10.0,
         ge=6,
         description="how soon a crashed worker's partitions move to another (Kafka's minimum is 6)",
-    )
-    threshold_kwh_per_interval: float = Field(
-        default=6000.0, gt=0, description="the static threshold: kWh one meter may use in 15 min"
     )
     compress_after_days: float = Field(
         default=30,

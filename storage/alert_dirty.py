@@ -5,7 +5,7 @@ only if that transaction commits, and the row stays until the evaluator claims i
 missed notification (evaluator down) is caught by its next pass.
 """
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Final, Literal
@@ -22,6 +22,16 @@ class Dirty:
     enterprise_code: str
     source: str
     since: datetime
+
+
+def earliest_by_unit(changes: Iterable[tuple[str, datetime]]) -> dict[str, datetime]:
+    """Each unit's earliest changed time among (enterprise code, event time) pairs."""
+    earliest: dict[str, datetime] = {}
+    for code, at in changes:
+        seen = earliest.get(code)
+        if seen is None or at < seen:
+            earliest[code] = at
+    return earliest
 
 
 async def mark_dirty(

@@ -67,7 +67,7 @@ class StoredSummary:
     first_period: datetime | None
     last_period: datetime | None
     total_by_unit: dict[str, float]
-    alerts: int
+    alerts: int  # alert events in the history
     alerts_published: int
 
 
@@ -82,7 +82,7 @@ async def stored_summary(conn: psycopg.AsyncConnection[TupleRow]) -> StoredSumma
         "SELECT physical_unit, sum(physical_quantity) FROM meter_readings GROUP BY 1 ORDER BY 1"
     )
     totals = {str(unit): float(total) for unit, total in await cur.fetchall()}
-    cur = await conn.execute("SELECT count(*), count(published_at) FROM alert_events")
+    cur = await conn.execute("SELECT count(*), count(published_at) FROM alert_history")
     alerts = await cur.fetchone()
     assert alerts is not None
     await conn.rollback()

@@ -5,9 +5,8 @@ the pure core, ``stream.accounting``):
 
     take up to N raw records (no auto-ack)
       -> one DB transaction: skip what is already done, account the rest (counters, standard
-         coal, watermarks), store ledger rows, add rollups, put new alerts in the outbox, send
-         dead letters (awaited), save progress
-      -> pending alerts to the alerts topic, awaited, then marked published
+         coal, watermarks), store ledger rows, add rollups, mark the touched units for the
+         alert evaluator (NOTIFY on commit), send dead letters (awaited), save progress
       -> ack the records: Faust commits offsets only up to acknowledged records
 
 A crash anywhere before the commit re-delivers the batch, which then runs as if for the first
@@ -24,8 +23,6 @@ from typing import Any
 import faust
 from prometheus_client import CollectorRegistry
 
-from alerts.static_threshold import StaticThreshold
-from contracts.alert_events import AlertEvent, encode_alert
 from contracts.dead_letters import DeadLetter
 from energywatch.settings import Settings
 from plans.coal_factors import CoalFactors
@@ -36,7 +33,6 @@ from stream.agents import (
     add_batch_agent,
     close_on_shutdown,
     raw_records,
-    send_all,
     send_dead_letters,
 )
 from stream.ledger_writer import LedgerWriter
@@ -64,7 +60,6 @@ def create_app(
     """Build the worker's Faust app; nothing connects until the worker starts."""
     registry = registry or CollectorRegistry()
     metrics = WorkerMetrics.create(registry)
-    threshold = StaticThreshold(limit_kwh_per_interval=settings.threshold_kwh_per_interval)
     accountant = Accountant(
         worker_register(settings),
         StandardCoal(CoalFactors.load()),
@@ -73,7 +68,7 @@ def create_app(
             grace=timedelta(seconds=settings.watermark_grace_seconds),
         ),
     )
-    writer = LedgerWriter(accountant, threshold, consumer=settings.worker_app_id)
+    writer = LedgerWriter(accountant, consumer=settings.worker_app_id)
     sink = TimescaleSink(
         settings.database_url,
         on_error=lambda exc: metrics.db_write_errors.inc(),
@@ -105,14 +100,7 @@ def create_app(
         stream_wait_empty=True,
     )
     readings_topic = app.topic(settings.readings_topic)
-    alerts_topic = app.topic(settings.alerts_topic)
     dead_letter_topic = app.topic(settings.dead_letter_topic)
-
-    async def publish_alerts(alerts: Sequence[AlertEvent]) -> None:
-        await send_all(
-            alerts_topic, [(a.enterprise_code.encode(), encode_alert(a)) for a in alerts]
-        )
-        metrics.alerts_published.inc(len(alerts))
 
     async def dead_letters(letters: Sequence[DeadLetter]) -> None:
         await send_dead_letters(dead_letter_topic, letters, metrics.dead_letters)
@@ -132,22 +120,15 @@ def create_app(
         metrics.readings_corrected.inc(result.corrections)
         metrics.readings_too_late.inc(result.too_late)
         metrics.rollup_rows.inc(result.rollup_rows)
-        metrics.alerts_raised.inc(len(result.new_alert_ids))
+        metrics.units_marked_dirty.inc(result.dirty_units)
         committed_at = time.time()
         for event in events:
             produced_at = event.message.timestamp  # the producer's CreateTime, in seconds
             if produced_at:
                 metrics.event_to_row_seconds.observe(max(0.0, committed_at - produced_at))
-        if result.new_alert_ids:
-            await sink.publish_pending(publish_alerts, clock)
         metrics.batch_seconds.observe(time.perf_counter() - started)
 
     add_batch_agent(app, readings_topic, "store-readings", settings, handle)
-
-    @app.timer(interval=5.0)  # type: ignore[untyped-decorator]
-    async def publish_leftover_alerts() -> None:
-        """Alerts stored before a crash but never published go out here."""
-        await sink.publish_pending(publish_alerts, clock)
 
     close_on_shutdown(app, sink)
 

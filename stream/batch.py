@@ -1,17 +1,10 @@
-"""The pure core of the readings worker: one batch of raw records in, what to do out.
+"""What every agent's batch is made of: raw Kafka records, and dead letters for the ones a
+stage cannot take (pure: no Kafka, database or HTTP here)."""
 
-No Kafka, database or HTTP here: the Faust agent hands in raw records and writes, publishes
-and acknowledges what this returns.
-"""
-
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
-from alerts.static_threshold import StaticThreshold
-from contracts.alert_events import AlertEvent
 from contracts.dead_letters import DeadLetter
-from contracts.readings import Reading, ReadingDecodeError, decode_reading
 
 STAGE = "stream.readings"
 
@@ -26,13 +19,6 @@ class RawRecord:
     offset: int
 
 
-@dataclass(frozen=True)
-class BatchOutcome:
-    readings: list[Reading] = field(default_factory=list)
-    dead_letters: list[DeadLetter] = field(default_factory=list)
-    alerts: list[AlertEvent] = field(default_factory=list)
-
-
 def dead_letter(stage: str, record: RawRecord, kind: str, reason: str, now: datetime) -> DeadLetter:
     """The dead letter for a record a stage could not take: why, and its exact bytes."""
     return DeadLetter(
@@ -45,19 +31,3 @@ def dead_letter(stage: str, record: RawRecord, kind: str, reason: str, now: date
         raw_base64=DeadLetter.encode_raw(record.value if record.value is not None else b""),
         rejected_at=now,
     )
-
-
-def process_batch(
-    records: Sequence[RawRecord], threshold: StaticThreshold, now: datetime
-) -> BatchOutcome:
-    """Decode every record, dead-letter the bad ones with their reason, judge the good ones."""
-    outcome = BatchOutcome()
-    for record in records:
-        try:
-            if record.value is None:
-                raise ReadingDecodeError("empty", "empty record: a reading needs a JSON value")
-            outcome.readings.append(decode_reading(record.value))
-        except ReadingDecodeError as exc:
-            outcome.dead_letters.append(dead_letter(STAGE, record, exc.kind, exc.reason, now))
-    outcome.alerts.extend(threshold.evaluate(outcome.readings, now))
-    return outcome

@@ -1,12 +1,13 @@
-"""One batch of readings made durable: ledger rows, rollups, alerts and the stream's own
-state, all in one transaction (the adapter around ``stream.accounting``).
+"""One batch of readings made durable: ledger rows, rollups, dirty marks for the alert
+evaluator and the stream's own state, all in one transaction (the adapter around
+``stream.accounting``).
 
     lock the batch's partitions' progress        (skips what an earlier transaction did)
     load the counter meters' states not cached
     core: account the records                    (dead letters, ledger rows, watermarks)
     ledger: insert the new rows; reconcile the keys already there (duplicates, corrections)
     rollups: add the contributions of new and corrected rows
-    alerts: the new ones into the outbox
+    alert evaluator: mark the units whose rollups changed, from their earliest period
     dead letters: sent and acknowledged by Kafka before the commit
     save progress and counter states; commit
 
@@ -23,9 +24,8 @@ from datetime import datetime
 import psycopg
 from psycopg.rows import TupleRow
 
-from alerts.static_threshold import StaticThreshold
 from contracts.dead_letters import DeadLetter
-from storage import alert_outbox, ledger, rollups, stream_state
+from storage import alert_dirty, ledger, rollups, stream_state
 from stream.accounting import (
     Accountant,
     Accounted,
@@ -53,7 +53,8 @@ class BatchResult:
     too_late: int  # stored, not aggregated
     rollup_rows: int
     dead_letters: list[DeadLetter]
-    new_alert_ids: list[str]
+    #: units marked for the alert evaluator (their rollups changed)
+    dirty_units: int
     #: seconds spent in each stage of the batch, for the stage histogram and the benchmark
     stages: dict[str, float]
 
@@ -77,12 +78,10 @@ class LedgerWriter:
     def __init__(
         self,
         accountant: Accountant,
-        threshold: StaticThreshold,
         consumer: str,
         counter_config: CounterConfig | None = None,
     ) -> None:
         self.accountant = accountant
-        self.threshold = threshold
         self.consumer = consumer
         self._tracker = CounterTracker(counter_config or CounterConfig())
         #: each partition's next offset as this process last committed it: if the database
@@ -166,11 +165,13 @@ class LedgerWriter:
             laps.lap("contributions")
             touched = await rollups.add_contributions(cur, changes)
             laps.lap("rollups_upsert")
-            new_alert_ids = await alert_outbox.insert_alerts(
-                cur, self.threshold.evaluate(accounting.readings, now)
+            changed = [a.row for a in inserted] + [r for _, r, _ in replaced]
+            dirty = alert_dirty.earliest_by_unit(
+                (r.enterprise_code, r.period_start) for r in changed if r.aggregated
             )
+            await alert_dirty.mark_dirty(cur, "readings", dirty)
             letters = accounting.dead_letters + rejected
-            laps.lap("alerts")
+            laps.lap("mark_dirty")
             if letters:
                 await send_dead_letters(letters)
             laps.lap("dead_letters")
@@ -198,6 +199,6 @@ class LedgerWriter:
             too_late=accounting.too_late,
             rollup_rows=touched,
             dead_letters=letters,
-            new_alert_ids=new_alert_ids,
+            dirty_units=len(dirty),
             stages=laps.seconds,
         )

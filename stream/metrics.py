@@ -40,8 +40,7 @@ class WorkerMetrics:
     records_skipped: Counter
     rollup_rows: Counter
     dead_letters: Counter
-    alerts_raised: Counter
-    alerts_published: Counter
+    units_marked_dirty: Counter
     db_write_errors: Counter
     batch_seconds: Histogram
     batch_size: Histogram
@@ -91,14 +90,9 @@ class WorkerMetrics:
                 ["kind"],
                 registry=registry,
             ),
-            alerts_raised=Counter(
-                "energywatch_stream_alerts_raised_total",
-                "New alerts stored in the outbox",
-                registry=registry,
-            ),
-            alerts_published=Counter(
-                "energywatch_stream_alerts_published_total",
-                "Alerts acknowledged by the alerts topic",
+            units_marked_dirty=Counter(
+                "energywatch_stream_units_marked_dirty_total",
+                "Units whose rollups a batch changed, marked for the alert evaluator",
                 registry=registry,
             ),
             db_write_errors=Counter(

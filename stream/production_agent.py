@@ -30,6 +30,7 @@ from contracts.dead_letters import DeadLetter
 from contracts.decoding import DecodeError, decode_json
 from contracts.production import AnyProductionReport, ProductionReport
 from energywatch.settings import Settings
+from storage import alert_dirty
 from storage.production import ReceivedReport, ReportSource, UpsertCounts, upsert_reports
 from stream.agents import add_batch_agent, close_on_shutdown, raw_records, send_dead_letters
 from stream.batch import RawRecord, dead_letter
@@ -167,7 +168,12 @@ def add_production_agent(
 
             async def work(conn: psycopg.AsyncConnection[TupleRow]) -> dict[str, UpsertCounts]:
                 async with conn.transaction(), conn.cursor() as cur:
-                    return await upsert_reports(cur, received)
+                    counts = await upsert_reports(cur, received)
+                    changed = ((r.report.enterprise_code, r.report.period_start) for r in received)
+                    await alert_dirty.mark_dirty(
+                        cur, "production", alert_dirty.earliest_by_unit(changed)
+                    )
+                    return counts
 
             for kind, counts in (await sink.run("production reports write", work)).items():
                 metrics.reports_stored.labels(kind=kind).inc(counts.stored)

@@ -7,30 +7,18 @@ but loses nothing: the batch's offsets are only acknowledged after ``write`` ret
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import psycopg
 from psycopg.rows import TupleRow
 from pydantic import SecretStr
 
-from contracts.alert_events import AlertEvent
-from contracts.readings import Reading
-from storage import alert_outbox
 from storage.migrate import migrate
 from storage.policies import PolicyConfig, apply_policies, describe
-from storage.readings import insert_readings
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class WriteResult:
-    readings_inserted: int
-    new_alert_ids: list[str]
 
 
 class TimescaleSink:
@@ -90,39 +78,6 @@ class TimescaleSink:
             except psycopg.Error:
                 log.debug("closing a broken connection failed", exc_info=True)
             self._conn = None
-
-    async def write(
-        self,
-        readings: Sequence[Reading],
-        alerts: Sequence[AlertEvent],
-    ) -> WriteResult:
-        """Store readings and the alerts they raised in one transaction."""
-
-        async def work(conn: psycopg.AsyncConnection[TupleRow]) -> WriteResult:
-            async with conn.transaction(), conn.cursor() as cur:
-                inserted = await insert_readings(cur, readings)
-                new_ids = await alert_outbox.insert_alerts(cur, alerts)
-            return WriteResult(inserted, new_ids)
-
-        return await self.run("batch write", work)
-
-    async def publish_pending(
-        self,
-        publish: Callable[[Sequence[AlertEvent]], Awaitable[None]],
-        now: Callable[[], datetime],
-    ) -> int:
-        """Hand pending outbox alerts to ``publish``; mark them published once it returns."""
-
-        async def work(conn: psycopg.AsyncConnection[TupleRow]) -> int:
-            async with conn.transaction(), conn.cursor() as cur:
-                pending = await alert_outbox.claim_unpublished(cur)
-                if not pending:
-                    return 0
-                await publish(pending)
-                await alert_outbox.mark_published(cur, [a.alert_id for a in pending], now())
-            return len(pending)
-
-        return await self.run("alert publish", work)
 
     async def close(self) -> None:
         await self._drop_connection()

@@ -27,6 +27,7 @@ from psycopg.rows import TupleRow
 from contracts.dead_letters import DeadLetter
 from contracts.voc import VocDecodeError, VocSample, decode_voc_sample
 from energywatch.settings import Settings
+from storage import alert_dirty
 from storage.voc import VocWriteResult, store_voc_samples
 from stream.agents import add_batch_agent, close_on_shutdown, raw_records, send_dead_letters
 from stream.batch import RawRecord, dead_letter
@@ -134,7 +135,10 @@ def add_voc_agent(app: faust.App, settings: Settings, registry: CollectorRegistr
         conn: psycopg.AsyncConnection[TupleRow], samples: Sequence[VocSample]
     ) -> VocWriteResult:
         async with conn.transaction(), conn.cursor() as cur:
-            return await store_voc_samples(cur, samples)
+            result = await store_voc_samples(cur, samples)
+            changed = ((s.enterprise_code, s.data_time) for s in samples)
+            await alert_dirty.mark_dirty(cur, "voc", alert_dirty.earliest_by_unit(changed))
+            return result
 
     async def handle(events: Sequence[Any]) -> None:
         started = time.perf_counter()

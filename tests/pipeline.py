@@ -1,6 +1,7 @@
 """Small helpers the pipeline tests share: produce, read back, scrape."""
 
 import urllib.request
+from datetime import datetime
 
 import psycopg
 from kafka import KafkaConsumer, KafkaProducer
@@ -32,10 +33,21 @@ def stored_count(settings: Settings) -> int:
     return len(stored_rows(settings))
 
 
-def alert_rows(settings: Settings) -> list[tuple[str, object]]:
+def dirty_marks(settings: Settings) -> dict[tuple[str, str], datetime]:
+    """The units the stream marked for the alert evaluator: (code, source) -> since."""
     with psycopg.connect(settings.database_url.get_secret_value()) as conn:
         try:
-            return conn.execute("SELECT alert_id, published_at FROM alert_events").fetchall()
+            rows = conn.execute("SELECT enterprise_code, source, since FROM alert_dirty")
+            return {(code, source): since for code, source, since in rows.fetchall()}
+        except psycopg.errors.UndefinedTable:
+            return {}
+
+
+def alert_rows(settings: Settings) -> list[tuple[str, object]]:
+    """Every alert event in the history, with when it was published (None: not yet)."""
+    with psycopg.connect(settings.database_url.get_secret_value()) as conn:
+        try:
+            return conn.execute("SELECT event_id, published_at FROM alert_history").fetchall()
         except psycopg.errors.UndefinedTable:
             return []
 
