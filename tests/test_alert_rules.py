@@ -169,6 +169,22 @@ def test_the_budget_pace_gives_notice_above_1_0_and_warning_above_1_1():
         )
 
 
+def test_a_unit_monitored_since_march_is_paced_on_the_share_expected_since_then():
+    # data from 1 March to 1 April: 31 of 365 days, so 100 tce of a 1000 tce budget is
+    # pace 100 / (1000 × 31/365) = 1.18 (warning), where from New Year it would be 0.41
+    at, since = cst(2026, 4, 1), cst(2026, 3, 1)
+    late_joiner = BudgetUse(UNIT, BudgetScope.UNIT, at, 100.0, 1000.0, UNIT, monitored_from=since)
+    paced = by_rule(evaluate_budget(late_joiner, BUDGET))
+    assert paced["energy-budget.unit.pace"].value == pytest.approx(100 / (1000 * 31 / 365))
+    assert paced["energy-budget.unit.pace"].severity is Severity.WARNING
+    assert paced["energy-budget.unit.share"].value == pytest.approx(0.1)
+    whole_year = by_rule(evaluate_budget(use(at, 100.0), BUDGET))["energy-budget.unit.pace"]
+    assert whole_year.severity is None
+    # a start in an earlier year means monitored all this year: New Year is the start
+    old = BudgetUse(UNIT, BudgetScope.UNIT, at, 100.0, 1000.0, UNIT, cst(2025, 6, 1))
+    assert by_rule(evaluate_budget(old, BUDGET))["energy-budget.unit.pace"].severity is None
+
+
 def test_a_heating_citys_winter_use_is_on_pace_under_its_seasonal_profile():
     # winter months weigh 2, the rest 1: total 15; by 1 April 2+2+2 = 6/15 = 40% expected
     heating = SeasonalProfile((2, 2, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1))

@@ -31,15 +31,16 @@ def forecast_rule(use: BudgetUse) -> str:
 
 def projected_year_end_tce(use: BudgetUse, profile: SeasonalProfile) -> float | None:
     """Consumption by the end of the year if the rest follows the profile (None at the very
-    start of the year, when nothing is expected yet)."""
-    expected = profile.expected_share(use.at)
+    start of the year, when nothing is expected yet). A unit monitored only since
+    ``monitored_from`` is projected from its rate since then."""
+    expected = use.expected_share(profile)
     return use.used_tce / expected if expected > 0 else None
 
 
 def evaluate_forecast(use: BudgetUse, config: ForecastConfig) -> Condition:
     """The forecast condition (rule ``budget-forecast.<scope>``) of one budget at ``use.at``:
     value the projected year-end tce, threshold the budget times ``warning_ratio``."""
-    expected = config.profile.expected_share(use.at)
+    expected = use.expected_share(config.profile)
     who = f"{use.scope.value} {use.subject}"
     projected = projected_year_end_tce(use, config.profile)
     if expected < config.min_expected_share or projected is None:

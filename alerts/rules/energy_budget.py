@@ -20,6 +20,7 @@ from enum import StrEnum
 
 from alerts.rules.condition import Condition, Severity, graded
 from alerts.rules.seasonal_profile import SeasonalProfile
+from contracts.identifiers import CHINA_STANDARD_TIME
 
 
 class BudgetScope(StrEnum):
@@ -30,7 +31,11 @@ class BudgetScope(StrEnum):
 @dataclass(frozen=True)
 class BudgetUse:
     """Energy counted against a budget from the start of the China-local year to ``at``
-    (exclusions such as feedstock and new renewables already taken out by the caller)."""
+    (exclusions such as feedstock and new renewables already taken out by the caller).
+
+    ``monitored_from`` is when the subject's data begins, for a unit that joined online
+    monitoring during the year: pace then compares use with the share expected since then,
+    not since New Year (the share of the annual budget used is still the plain share)."""
 
     subject: str
     scope: BudgetScope
@@ -38,10 +43,22 @@ class BudgetUse:
     used_tce: float
     annual_budget_tce: float
     enterprise_code: str | None = None
+    monitored_from: datetime | None = None
 
     def __post_init__(self) -> None:
         if self.annual_budget_tce <= 0:
             raise ValueError(f"{self.subject}: an annual budget must be positive")
+
+    def expected_share(self, profile: SeasonalProfile) -> float:
+        """The share of the year's energy expected to be used over the monitored part of the
+        year up to ``at`` (from New Year, or from ``monitored_from`` if later that year)."""
+        expected = profile.expected_share(self.at)
+        start = self.monitored_from
+        if start is not None and start < self.at:
+            this_year = self.at.astimezone(CHINA_STANDARD_TIME).year
+            if start.astimezone(CHINA_STANDARD_TIME).year == this_year:
+                expected -= profile.expected_share(start)
+        return expected
 
 
 @dataclass(frozen=True)
@@ -96,7 +113,7 @@ def evaluate_budget(use: BudgetUse, config: BudgetConfig) -> list[Condition]:
             enterprise_code=use.enterprise_code,
         )
     ]
-    expected = config.profile.expected_share(use.at)
+    expected = use.expected_share(config.profile)
     if expected < config.min_expected_share_for_pace:
         conditions.append(
             Condition(
