@@ -9,7 +9,6 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from contracts.alert_events import RegionCode
 from contracts.identifiers import UtcDatetime
 
 _STRICT = ConfigDict(frozen=True, extra="forbid")
@@ -53,11 +52,12 @@ class RemoveSilence(BaseModel):
 
 class DeclareEmergency(BaseModel):
     """A city declares (or changes) a heavy-pollution alert level (DOMAIN.md §8); ``level``
-    None lifts it. ``city`` is the city's division code."""
+    None lifts it. ``city`` is the city's id as the register and plans name it (``yuncheng``,
+    ``EnterpriseEntry.city``, ``PlanCity.id``)."""
 
     model_config = _STRICT
     kind: Literal["emergency"] = "emergency"
-    city: RegionCode
+    city: str = Field(pattern=r"^[a-z]+$", max_length=40)
     level: Literal["yellow", "orange", "red"] | None
     at: UtcDatetime
     lead_time_hours: float | None = Field(default=None, ge=0, le=168)

@@ -31,7 +31,8 @@ def from_simulation(
         data = parse_yaml(source.read_text(encoding="utf-8"), str(source))
         if isinstance(data, dict) and "start" in data:  # scenarios have a period, fleets don't
             scenario = load_scenario(source)
-            register = register_for_fleet(scenario.fleet, scenario.plan.voc_monitors)
+            years = range(scenario.config.start.year, scenario.end.year + 1)
+            register = register_for_fleet(scenario.fleet, scenario.plan.voc_monitors, years)
         else:
             register = register_for_fleet(
                 build_fleet(load_model_file(FleetConfig, source, "fleet file"))

@@ -3,19 +3,30 @@
 Simulation only: tokens and device passwords are derived from the fleet's seed, so a simulator
 and a gateway started from the same fleet agree without sharing a secrets file. The register
 keeps only salted digests, as it would for real units.
+
+The register also carries what the alert rules judge simulated units by, as a city would
+allocate it: each industrial ("两高") unit's products with their energy limits, a heavy-
+pollution performance grade, and for each year asked for an energy budget of its planned
+annual use plus ``BUDGET_MARGIN`` (so a unit on plan is under pace, and one running a
+quarter over it crosses the warning line within weeks).
 """
 
 import hashlib
+from collections.abc import Iterable
+from typing import Final
 
 from plans.register import (
+    EnergyBudget,
     EnterpriseEntry,
     MeterEntry,
+    Product,
+    ProductEnergyLimit,
     Register,
     VocLimit,
     VocMonitorEntry,
     salted_digest,
 )
-from simulators.fleet import Fleet
+from simulators.fleet import Enterprise, Fleet
 from simulators.voc import VocMonitorProfile
 
 
@@ -32,13 +43,40 @@ def simulated_device_password(seed: int, monitor_id: str) -> str:
     return _derive(seed, "device-password", monitor_id, 12)
 
 
-def register_for_fleet(fleet: Fleet, monitors: list[VocMonitorProfile] | None = None) -> Register:
-    """The register a gateway needs to accept the fleet's data."""
+BUDGET_MARGIN: Final = 0.10
+#: The grade simulated industrial units are listed with for heavy-pollution response.
+EMERGENCY_GRADE: Final = "B"
+
+
+def _products(enterprise: Enterprise) -> tuple[Product, ...]:
+    return tuple(
+        Product(
+            code=product.code,
+            name_zh=product.name_zh,
+            unit=product.unit,
+            route=product.route,
+            limits=tuple(
+                ProductEnergyLimit.model_validate(limit.model_dump()) for limit in product.limits
+            ),
+        )
+        for product in enterprise.profile.products
+    )
+
+
+def register_for_fleet(
+    fleet: Fleet,
+    monitors: list[VocMonitorProfile] | None = None,
+    budget_years: Iterable[int] = (),
+) -> Register:
+    """The register a gateway needs to accept the fleet's data, with what the rules judge the
+    units by; energy budgets only for ``budget_years``."""
     seed = fleet.seed
+    years = sorted(set(budget_years))
     enterprises = []
     meters: list[MeterEntry] = []
     for enterprise in fleet.enterprises:
         salt = _derive(seed, "token-salt", enterprise.code, 16)
+        industrial = bool(enterprise.profile.products)
         enterprises.append(
             EnterpriseEntry(
                 code=enterprise.code,
@@ -48,6 +86,17 @@ def register_for_fleet(fleet: Fleet, monitors: list[VocMonitorProfile] | None = 
                 industry=enterprise.profile.code,
                 token_salt=salt,
                 token_sha256=salted_digest(salt, simulated_token(seed, enterprise.code)),
+                products=_products(enterprise),
+                energy_budgets=tuple(
+                    EnergyBudget(
+                        year=year,
+                        budget_tce=round(enterprise.annual_tce * (1 + BUDGET_MARGIN), 1),
+                        source="simulated: planned annual use plus the margin",
+                    )
+                    for year in years
+                ),
+                emergency_grade=EMERGENCY_GRADE if industrial else None,
+                two_high=industrial,
             )
         )
         meters.extend(

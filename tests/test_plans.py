@@ -735,3 +735,23 @@ def test_statistics_rows_are_found_by_region_year_and_period():
     )
     assert table.row("140800", 2023, "Q1") is not None
     assert table.row("140800", 2023) is None
+
+
+def test_a_simulated_fleets_register_carries_budgets_limits_and_grades_for_its_rules():
+    from simulators.credentials import BUDGET_MARGIN, register_for_fleet
+    from simulators.scenario import load_scenario
+
+    scenario = load_scenario(Path(__file__).parent.parent / "scenarios" / "budget-overrun.yaml")
+    register = register_for_fleet(scenario.fleet, scenario.plan.voc_monitors, [2026])
+    by_code = register.enterprises_by_code
+    cement = by_code[scenario.fleet.enterprise("jx-cement").code]
+    planned = scenario.fleet.enterprise("jx-cement").annual_tce
+    assert cement.budget_tce(2026) == pytest.approx(planned * (1 + BUDGET_MARGIN), abs=0.1)
+    assert cement.budget_tce(2025) is None
+    assert cement.emergency_grade == "B"
+    assert cement.two_high
+    assert cement.products
+    assert all(p.limits for p in cement.products)
+    hospital = by_code[scenario.fleet.enterprise("yuncheng-hospital-1").code]
+    assert (hospital.products, hospital.emergency_grade, hospital.two_high) == ((), None, False)
+    assert register_for_fleet(scenario.fleet).enterprises[0].energy_budgets == ()
