@@ -131,11 +131,14 @@ class FaultEntry(BaseModel):
 
 
 class ExpectedOutcome(BaseModel):
-    """What EnergyWatch should conclude: rule ``rule`` ``fires`` (or stays ``silent``) about
-    ``subject`` between ``after`` and ``before``."""
+    """What EnergyWatch should conclude: a rule whose id is ``rule`` or starts with
+    ``rule.`` (``voc-hourly`` covers ``voc-hourly.a24088``) ``fires`` (or stays ``silent``)
+    about ``subject`` between ``after`` and ``before`` (event time). ``meter-flag.*``
+    outcomes name a quality flag the ledger should carry (``stuck``, ``implausible-jump``,
+    ``off-period``), not an alert."""
 
     model_config = _STRICT
-    rule: str = Field(pattern=r"^[a-z_]+$")
+    rule: str = Field(pattern=r"^[a-z][a-z0-9-]*(\.[a-z0-9-]+)*$")
     subject: str
     outcome: Literal["fires", "silent"] = "fires"
     severity: Literal["notice", "warning", "critical"] | None = None
