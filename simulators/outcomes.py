@@ -1,0 +1,92 @@
+"""Does what EnergyWatch concluded match what a scenario expected? (pure)
+
+A scenario's ``expected`` names rules by id prefix and subjects the way people think of them
+(``jx-cement``, ``hj-steel/electricity``, ``YCVOC0001``); alerts name subjects by credit code,
+meter id, or monitor MN with a pollutant (``YCVOC0001.a24088``). ``resolve_subject`` turns the
+first into the second, and ``check_outcomes`` judges each expectation against fired alerts:
+
+* ``fires``: some alert of the rule about the subject fired (or escalated) on data dated in
+  [after, before); and, if a severity is expected, reached at least it;
+* ``silent``: no alert of the rule about the subject fired at all.
+"""
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from contracts.alert_events import AlertEvent, AlertKind
+from simulators.fleet import Fleet
+from simulators.scenario import ExpectedOutcome, Scenario
+
+_RANK = {"info": 0, "notice": 1, "warning": 2, "critical": 3}
+_RAISED = (AlertKind.FIRED, AlertKind.ESCALATED)
+
+
+@dataclass(frozen=True)
+class Subject:
+    """Who an expectation is about: alert subjects equal to, or dotted under, ``ids``; or,
+    for a whole enterprise, any alert whose subject is its code."""
+
+    ref: str
+    ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class OutcomeCheck:
+    expected: ExpectedOutcome
+    met: bool
+    evidence: AlertEvent | None  # the alert that fired (for fires) or should not have
+    why: str
+
+
+def resolve_subject(fleet: Fleet, monitors: Iterable[str], ref: str) -> Subject:
+    if ref in set(monitors):
+        return Subject(ref, (ref,))
+    enterprise_id, _, energy = ref.partition("/")
+    enterprise = fleet.enterprise(enterprise_id)
+    if energy:
+        return Subject(ref, tuple(m.meter_id for m in enterprise.meters if m.energy_type == energy))
+    return Subject(ref, (enterprise.code,))
+
+
+def _about(event: AlertEvent, subject: Subject) -> bool:
+    return any(event.subject == i or event.subject.startswith(f"{i}.") for i in subject.ids)
+
+
+def _of_rule(event: AlertEvent, rule: str) -> bool:
+    return event.rule_id == rule or event.rule_id.startswith(f"{rule}.")
+
+
+def _check(
+    expected: ExpectedOutcome, subject: Subject, events: Sequence[AlertEvent]
+) -> OutcomeCheck:
+    raised = [e for e in events if e.kind in _RAISED and _of_rule(e, expected.rule)]
+    raised = [e for e in raised if _about(e, subject)]
+    if expected.outcome == "silent":
+        if raised:
+            return OutcomeCheck(expected, False, raised[0], f"fired: {raised[0].message}")
+        return OutcomeCheck(expected, True, None, "silent, as expected")
+    in_time = [
+        e
+        for e in raised
+        if (expected.after is None or e.at >= expected.after)
+        and (expected.before is None or e.at < expected.before)
+    ]
+    if not in_time:
+        why = "never fired" if not raised else f"fired only outside the window ({raised[0].at})"
+        return OutcomeCheck(expected, False, raised[0] if raised else None, why)
+    worst = max(in_time, key=lambda e: _RANK[e.severity.value])
+    if expected.severity is not None and _RANK[worst.severity.value] < _RANK[expected.severity]:
+        return OutcomeCheck(expected, False, worst, f"reached only {worst.severity.value}")
+    first = min(in_time, key=lambda e: e.at)
+    return OutcomeCheck(expected, True, first, f"fired on data of {first.at.isoformat()}")
+
+
+def check_outcomes(scenario: Scenario, events: Sequence[AlertEvent]) -> list[OutcomeCheck]:
+    """Each of the scenario's expectations (``meter-flag.*`` ones are not about alerts and
+    are left out) judged against ``events``."""
+    monitors = [m.monitor_id for m in scenario.plan.voc_monitors]
+    return [
+        _check(expected, resolve_subject(scenario.fleet, monitors, expected.subject), events)
+        for expected in scenario.config.expected
+        if not expected.rule.startswith("meter-flag.")
+    ]
