@@ -7,6 +7,7 @@ composition root; nothing connects at import time.
 import asyncio
 import logging
 import signal
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -21,7 +22,7 @@ from energywatch import (
     register_commands,
     simulation_commands,
 )
-from energywatch.settings import Settings
+from energywatch.settings import REPO_ROOT, Settings
 
 app = typer.Typer(
     help="EnergyWatch: online energy and VOC monitoring for key energy-using units.",
@@ -86,16 +87,17 @@ def worker(loglevel: str = "info") -> None:
 
 @app.command()
 def notifier(loglevel: str = "info") -> None:
-    """Deliver alert events to the configured webhook (EW_WEBHOOK_URL)."""
+    """Deliver alert events to the recipients in EW_RECIPIENTS_PATH over their channels
+    (webhook, e-mail, DingTalk, WeCom), or, without that file, all of them to EW_WEBHOOK_URL."""
     from alerts.metrics import NotifierMetrics
-    from alerts.notifier import Notifier
+    from alerts.notifier import create_notifier
     from energywatch.metrics_endpoint import serve_metrics
 
     _logging(loglevel)
     settings = Settings.load()
     registry = CollectorRegistry()
     try:
-        service = Notifier(settings, NotifierMetrics.create(registry))
+        service = create_notifier(settings, NotifierMetrics.create(registry))
     except ValueError as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from exc
@@ -124,25 +126,16 @@ app.command()(export_commands.export)
 
 @app.command()
 def run(
-    units: Annotated[int, typer.Option(min=1)] = 20,
-    days: Annotated[float, typer.Option(min=0.01, help="Days of 15-minute readings")] = 2.0,
-    seed: Annotated[
-        int | None, typer.Option(help="Same seed, same enterprises and readings (default: new)")
-    ] = None,
-    timeout: Annotated[float, typer.Option(help="Seconds to wait for the pipeline")] = 180.0,
+    scenario: Annotated[
+        Path, typer.Option(help="The scenario to run (scenarios/*.yaml)")
+    ] = REPO_ROOT / "scenarios" / "demo.yaml",
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the pipeline")] = 600.0,
 ) -> None:
-    """The main job: bring up the stack, run simulator + worker + notifier, report the result."""
-    import secrets
-
+    """The main job: bring up the stack, run a simulated city through worker, alert evaluator
+    and notifier, and report its alerts against what the scenario expected."""
     from energywatch.main_job import MainJob
 
-    intervals = max(1, round(days * 96))
-    if seed is None:
-        seed = secrets.randbelow(1_000_000)
-        console.print(f"seed {seed} (run again with --seed {seed} for the same data)")
-    job = MainJob(
-        units=units, intervals=intervals, seed=seed, timeout_seconds=timeout, console=console
-    )
+    job = MainJob(scenario_path=scenario, timeout_seconds=timeout, console=console)
     raise typer.Exit(job.run())
 
 

@@ -1,6 +1,7 @@
 """Creates the topics EnergyWatch uses (the brokers do not auto-create topics)."""
 
 import contextlib
+import time
 from collections.abc import Iterator
 
 from kafka.admin import KafkaAdminClient, NewTopic
@@ -46,6 +47,20 @@ def ensure_topics(settings: Settings) -> list[str]:
             with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics(missing)
         return [t.name for t in missing]
+
+
+def recreate_topics(settings: Settings, timeout: float = 30.0) -> None:
+    """Delete this pipeline's topics, wait until the broker has forgotten them, create them
+    empty (a demo that starts clean every run)."""
+    delete_topics(settings)
+    names = set(topic_layout(settings))
+    deadline = time.monotonic() + timeout
+    with _admin(settings) as admin:
+        while names & set(admin.list_topics()):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the broker did not delete {sorted(names)} in {timeout}s")
+            time.sleep(0.2)
+    ensure_topics(settings)
 
 
 def delete_topics(settings: Settings) -> None:

@@ -1,40 +1,75 @@
-"""The main job: the local stack with simulated enterprises producing real aggregates and alerts.
+"""The main job: the local stack, a simulated city's enterprises, real aggregates and alerts.
 
-stack up -> topics -> webhook receiver -> worker + notifier (child processes)
-         -> simulator produces N units x M intervals -> wait until every reading is stored
-         and every alert delivered -> print the alerts and a summary -> stop the services
+    stack up -> a fresh demo database and topics -> the scenario's register and recipients
+      -> worker + alert evaluator + notifier (child processes), two webhook receivers (the
+         city's energy-supervision office, and one enterprise)
+      -> the heavy-pollution declaration the scenario calls for (an operator's command)
+      -> the scenario's meter readings, VOC samples and production reports into Kafka
+      -> wait until everything is stored, judged and notified
+      -> print the alerts, whether each expected outcome happened, who was told what, the
+         counties' energy, and a summary; exit 1 if anything expected did not happen
+
+The demo database (``energywatch_demo``) is recreated at the start and kept afterwards, so
+the Alerts API and dashboards can look at the result. Scenario data lies in the past, so its
+alerts are replays; the demo asks for them to be sent anyway (``EW_SEND_REPLAYS``).
 """
 
 import asyncio
 import secrets
 import time
+from collections import Counter
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Final
 
 import psycopg
+import yaml
+from psycopg.rows import TupleRow
+from pydantic import SecretStr
 from rich.console import Console
+from rich.progress import Progress
 from rich.table import Table
 
 from alerts.webhook_receiver import WebhookReceiver
+from contracts.alert_commands import DeclareEmergency
 from contracts.alert_events import AlertEvent
-from energywatch.kafka_topics import ensure_topics
+from contracts.identifiers import CHINA_STANDARD_TIME
+from energywatch.kafka_topics import recreate_topics
 from energywatch.service_process import ServiceProcess
 from energywatch.settings import Settings
-from simulators.electricity import INTERVAL, electricity_readings, simulated_fleet
-from simulators.kafka_runner import produce_readings
+from simulators.credentials import register_for_fleet
+from simulators.kafka_sink import KafkaRecordSink
+from simulators.outcomes import OutcomeCheck, check_outcomes
+from simulators.records import Channel
+from simulators.runner import Simulation
+from simulators.scenario import HeavyPollutionAlert, Scenario, load_scenario
 from stack import StackError, StackSettings
 from stack import up as stack_up
-from storage.alert_outbox import alerts_for_subjects
-from storage.readings import StoredSummary, count_readings, stored_summary
+from storage.migrate import migrate
+from storage.rollup_queries import SubjectKind, rollups
+from storage.scratch_databases import recreate_database
+from stream.windows import WindowSize
 
-CST = timedelta(hours=8)
+DEMO_DATABASE: Final = "energywatch_demo"
+DEMO_PREFIX: Final = "energywatch-demo"
+SUPERVISOR_ID: Final = "city-energy-office"
+
+
+@dataclass(frozen=True)
+class DemoProgress:
+    readings: int
+    voc_samples: int
+    reports: int
+    dirty: int
+    unpublished: int
+    events: int
+    notifications: int
 
 
 @dataclass
 class MainJob:
-    units: int
-    intervals: int
-    seed: int
+    scenario_path: Path
     timeout_seconds: float
     console: Console
 
@@ -48,152 +83,364 @@ class MainJob:
             self.console.print(f"[red]the local stack did not come up:[/red] {exc}")
             return 1
         self.console.print(f"stack up in {time.monotonic() - started:.1f}s")
-        settings = Settings.load()
-        ensure_topics(settings)
-        secret = secrets.token_hex(16)
+        scenario = load_scenario(self.scenario_path)
+        settings = self._demo_settings(Settings.load())
+        workdir = stack_settings.home / "demo"
+        workdir.mkdir(parents=True, exist_ok=True)
         logs = stack_settings.home / "logs"
-        with WebhookReceiver(secret.encode()) as receiver:
+        supervisor_secret, enterprise_secret = secrets.token_hex(16), secrets.token_hex(16)
+        with (
+            WebhookReceiver(supervisor_secret.encode()) as supervisor,
+            WebhookReceiver(enterprise_secret.encode()) as enterprise,
+        ):
+            told_enterprise = self._write_inputs(
+                scenario, workdir, supervisor.url, supervisor_secret, enterprise, enterprise_secret
+            )
             env = {
-                "EW_WEBHOOK_URL": receiver.url,
-                "EW_WEBHOOK_SECRET": secret,
-                "EW_WORKER_METRICS_PORT": "0",
-                "EW_NOTIFIER_METRICS_PORT": "0",
+                **settings.as_env(),
+                "EW_REGISTER_PATH": str(workdir / "register.yaml"),
+                "EW_RECIPIENTS_PATH": str(workdir / "recipients.yaml"),
+                "EW_SEND_REPLAYS": "true",
+                "EW_EVALUATOR_SWEEP_SECONDS": "5",
+                **{
+                    f"EW_{name}_METRICS_PORT": "0"
+                    for name in ("WORKER", "NOTIFIER", "EVALUATOR", "SIMULATOR")
+                },
             }
             services = [
-                ServiceProcess(["worker"], env, logs / "worker.log").start(),
-                ServiceProcess(["notifier"], env, logs / "notifier.log").start(),
+                ServiceProcess(["worker"], env, logs / "demo-worker.log").start(),
+                ServiceProcess(["alerts", "evaluate"], env, logs / "demo-evaluator.log").start(),
+                ServiceProcess(["notify"], env, logs / "demo-notifier.log").start(),
             ]
             try:
-                return self._drive(settings, receiver, services, started)
+                return self._drive(
+                    settings, scenario, services, supervisor, enterprise, told_enterprise, started
+                )
             finally:
                 for service in services:
                     service.stop()
 
+    # -- set-up ------------------------------------------------------------------------------
+
+    def _demo_settings(self, settings: Settings) -> Settings:
+        """The local stack's settings, on the demo's own database and topics."""
+        url = recreate_database(settings.database_url.get_secret_value(), DEMO_DATABASE)
+        demo = settings.model_copy(
+            update={
+                "database_url": SecretStr(url),
+                "readings_topic": f"{DEMO_PREFIX}.readings",
+                "voc_topic": f"{DEMO_PREFIX}.voc",
+                "production_topic": f"{DEMO_PREFIX}.production",
+                "alerts_topic": f"{DEMO_PREFIX}.alerts",
+                "dead_letter_topic": f"{DEMO_PREFIX}.dead-letters",
+                "worker_app_id": f"{DEMO_PREFIX}-worker",
+                "notifier_group_id": f"{DEMO_PREFIX}-notifier",
+            }
+        )
+        recreate_topics(demo)  # an earlier run's records would be consumed again
+        return demo
+
+    def _write_inputs(
+        self,
+        scenario: Scenario,
+        workdir: Path,
+        supervisor_url: str,
+        supervisor_secret: str,
+        enterprise: WebhookReceiver,
+        enterprise_secret: str,
+    ) -> str:
+        """The scenario's register and the recipients file; returns the code of the one
+        enterprise with its own webhook (the first the scenario expects an alert about)."""
+        years = range(scenario.config.start.year, scenario.end.year + 1)
+        register = register_for_fleet(scenario.fleet, scenario.plan.voc_monitors, years)
+        (workdir / "register.yaml").write_text(
+            yaml.safe_dump(register.model_dump(mode="json"), allow_unicode=True, sort_keys=False),
+            encoding="utf-8",
+        )
+        fired = [e for e in scenario.config.expected if e.outcome == "fires"]
+        told = scenario.fleet.enterprise(fired[0].subject.split("/")[0])
+        city = told.city
+        recipients = {
+            "version": 1,
+            "default_rate_limit": {"max_messages": 1000, "per_seconds": 60},
+            "recipients": [
+                {
+                    "kind": "supervisor",
+                    "id": SUPERVISOR_ID,
+                    "name": f"{city.code} energy-conservation supervision office",
+                    "region_code": city.division,
+                    "channels": [
+                        {"kind": "webhook", "url": supervisor_url, "secret": supervisor_secret}
+                    ],
+                },
+                {
+                    "kind": "enterprise",
+                    "id": told.id,
+                    "name": told.name,
+                    "enterprise_code": told.code,
+                    "channels": [
+                        {"kind": "webhook", "url": enterprise.url, "secret": enterprise_secret}
+                    ],
+                },
+            ],
+        }
+        path = workdir / "recipients.yaml"
+        path.write_text(yaml.safe_dump(recipients, allow_unicode=True), encoding="utf-8")
+        path.chmod(0o600)  # it holds the webhook secrets
+        return told.code
+
+    # -- the run -----------------------------------------------------------------------------
+
     def _drive(
         self,
         settings: Settings,
-        receiver: WebhookReceiver,
+        scenario: Scenario,
         services: list[ServiceProcess],
+        supervisor: WebhookReceiver,
+        enterprise: WebhookReceiver,
+        told_enterprise: str,
         started: float,
     ) -> int:
-        now = datetime.now(UTC)
-        first = now.replace(minute=now.minute - now.minute % 15, second=0, microsecond=0)
-        first -= self.intervals * INTERVAL
-        fleet = simulated_fleet(self.units, self.seed)
-        meters = [u.meter_id for u in fleet]
-        readings = list(electricity_readings(fleet, first, self.intervals, self.seed))
-        # the same seed within the same quarter-hour gives the same readings: their alerts were
-        # raised and delivered by that earlier run and, rightly, are not delivered again
-        earlier = {a.alert_id for a, _ in asyncio.run(self._stored_alerts(settings, meters))}
+        asyncio.run(self._declare_emergencies(settings, scenario))
+        produced = self._produce(settings, scenario)
         produce_started = time.monotonic()
-        sent = produce_readings(settings.kafka_bootstrap, settings.readings_topic, readings)
-        self.console.print(
-            f"simulator produced {sent} readings ({self.units} units x {self.intervals} intervals)"
-        )
-        stored, alerts = asyncio.run(self._wait_for_pipeline(settings, meters, sent, services))
+        final = asyncio.run(self._wait(settings, produced, services))
         pipeline_seconds = time.monotonic() - produce_started
-        new_alerts = {a.alert_id for a, _ in alerts} - earlier
-        delivered_all = receiver.wait_for_ids(new_alerts, timeout=30)
-        if earlier:
-            self.console.print(
-                f"{len(earlier)} alert(s) for these readings were raised and delivered by an "
-                "earlier run with the same seed; they are not sent again"
-            )
-        self._print_alerts(receiver, set(meters))
-        summary = asyncio.run(self._summary(settings))
-        table = Table(title="what was stored", show_header=False)
-        table.add_row("readings produced / stored", f"{sent} / {stored}")
-        delivered = new_alerts & {a.alert_id for a in receiver.unique_alerts()}
-        table.add_row("new alerts raised / delivered", f"{len(new_alerts)} / {len(delivered)}")
+        events = asyncio.run(_history(settings))
+        checks = check_outcomes(scenario, events)
+        self._print_alerts(events)
+        self._print_checks(checks)
+        self._print_recipients(supervisor, enterprise, told_enterprise)
+        asyncio.run(self._print_counties(settings, scenario))
+        table = Table(title="summary", show_header=False)
+        for channel in ("readings", "voc", "production"):
+            table.add_row(f"{channel} records produced", f"{produced.get(channel, 0):,}")
         table.add_row(
-            "database, all runs: readings, meters, enterprises",
-            f"{summary.readings}, {summary.meters}, {summary.enterprises}",
+            "stored: readings, VOC samples, reports",
+            f"{final.readings:,}, {final.voc_samples:,}, {final.reports:,}",
         )
-        for unit, total in summary.total_by_unit.items():
-            table.add_row(f"database, all runs: total {unit}", f"{total:,.0f}")
-        table.add_row(
-            "produce -> all stored",
-            f"{pipeline_seconds:.1f}s ({sent / pipeline_seconds:,.0f} readings/s)",
-        )
+        table.add_row("alert events in the history", f"{final.events:,}")
+        table.add_row("notifications delivered", f"{final.notifications:,}")
+        table.add_row("produce -> all stored, judged and told", f"{pipeline_seconds:.1f}s")
         table.add_row("whole job", f"{time.monotonic() - started:.1f}s")
+        table.add_row("demo database (kept)", DEMO_DATABASE)
         self.console.print(table)
-        if stored != sent or not delivered_all:
+        missed = [c for c in checks if not c.met]
+        complete = final.readings >= produced.get("readings", 0) and not final.unpublished
+        if missed or not complete:
             self.console.print(
-                "[red]the pipeline did not finish in time[/red]: see .local/logs/worker.log and "
-                ".local/logs/notifier.log"
+                f"[red]{len(missed)} expected outcome(s) missed"
+                f"{'' if complete else ', and the pipeline did not finish in time'}[/red]: see "
+                ".local/logs/demo-worker.log, demo-evaluator.log and demo-notifier.log"
             )
             return 1
+        self.console.print("[green]every expected outcome happened[/green]")
         return 0
 
-    async def _wait_for_pipeline(
-        self, settings: Settings, meters: list[str], expected: int, services: list[ServiceProcess]
-    ) -> tuple[int, list[tuple[AlertEvent, bool]]]:
-        deadline = time.monotonic() + self.timeout_seconds
+    async def _declare_emergencies(self, settings: Settings, scenario: Scenario) -> None:
+        """What a city's operator would do through the Alerts API: declare, then lift."""
+        commands: list[DeclareEmergency] = []
+        for situation in scenario.config.situations:
+            if isinstance(situation, HeavyPollutionAlert):
+                lead = situation.lead_hours
+                commands += [
+                    DeclareEmergency(
+                        city=situation.city,
+                        level=situation.level,
+                        at=situation.start,
+                        lead_time_hours=lead,
+                    ),
+                    DeclareEmergency(city=situation.city, level=None, at=situation.end),
+                ]
+        if not commands:
+            return
         async with await psycopg.AsyncConnection.connect(
             settings.database_url.get_secret_value()
         ) as conn:
-            stored = 0
-            with self.console.status("waiting for the worker to store every reading") as status:
+            await migrate(conn)
+            async with conn.transaction():
+                for command in commands:
+                    await conn.execute(
+                        "INSERT INTO alert_commands (kind, payload, requested_by) "
+                        "VALUES (%s, %s, %s)",
+                        (command.kind, command.model_dump_json(), "main job (demo operator)"),
+                    )
+
+    def _produce(self, settings: Settings, scenario: Scenario) -> Counter[str]:
+        topics = {
+            Channel.READINGS: settings.readings_topic,
+            Channel.VOC: settings.voc_topic,
+            Channel.PRODUCTION: settings.production_topic,
+        }
+        produced: Counter[str] = Counter()
+        simulation = Simulation(scenario.plan)
+        span = scenario.end - scenario.config.start
+        with (
+            KafkaRecordSink(settings.kafka_bootstrap, topics) as sink,
+            Progress(console=self.console, transient=True) as progress,
+        ):
+            task = progress.add_task(
+                f"simulating {scenario.config.name}", total=span.total_seconds()
+            )
+            for record in simulation.records():
+                sink.send(record)
+                produced[record.channel.value] += 1
+                if produced.total() % 5000 == 0:
+                    done = (record.emit_at - scenario.config.start).total_seconds()
+                    progress.update(task, completed=done)
+        self.console.print(
+            "simulator produced "
+            + ", ".join(f"{n:,} {channel}" for channel, n in sorted(produced.items()))
+        )
+        return produced
+
+    async def _wait(
+        self, settings: Settings, produced: Counter[str], services: list[ServiceProcess]
+    ) -> DemoProgress:
+        """Until everything is stored, nothing is left to judge or publish, and nothing new has
+        happened for a few seconds (or the timeout)."""
+        deadline = time.monotonic() + self.timeout_seconds
+        quiet_since = time.monotonic()
+        last: DemoProgress | None = None
+        async with await psycopg.AsyncConnection.connect(
+            settings.database_url.get_secret_value(), autocommit=True
+        ) as conn:
+            with self.console.status("waiting for the pipeline") as status:
                 while time.monotonic() < deadline:
-                    dead = [s.command[0] for s in services if not s.alive()]
+                    dead = [" ".join(s.command) for s in services if not s.alive()]
                     if dead:
                         self.console.print(f"[red]{', '.join(dead)} exited[/red]")
                         break
-                    try:
-                        stored = await count_readings(conn, meters)
-                    except psycopg.errors.UndefinedTable:
-                        await conn.rollback()  # the worker has not migrated yet
-                    status.update(f"stored {stored} of {expected} readings")
-                    if stored >= expected:
+                    now = await _progress(conn)
+                    status.update(
+                        f"stored {now.readings:,}/{produced.get('readings', 0):,} readings, "
+                        f"{now.voc_samples:,}/{produced.get('voc', 0):,} VOC samples; "
+                        f"{now.events} alert events, {now.notifications} notifications"
+                    )
+                    if now != last:
+                        quiet_since, last = time.monotonic(), now
+                    stored = now.readings >= produced.get("readings", 0)
+                    settled = stored and now.dirty == 0 and now.unpublished == 0
+                    if settled and time.monotonic() - quiet_since > 8:
                         break
                     await asyncio.sleep(0.5)
-                while time.monotonic() < deadline:
-                    alerts = await alerts_for_subjects(conn, meters)
-                    if all(published for _a, published in alerts):
-                        return stored, list(alerts)
-                    await asyncio.sleep(0.5)
-            return stored, list(await alerts_for_subjects(conn, meters))
+            return await _progress(conn)
 
-    async def _stored_alerts(
-        self, settings: Settings, meters: list[str]
-    ) -> list[tuple[AlertEvent, bool]]:
-        async with await psycopg.AsyncConnection.connect(
-            settings.database_url.get_secret_value()
-        ) as conn:
-            try:
-                return await alerts_for_subjects(conn, meters)
-            except psycopg.errors.UndefinedTable:
-                return []  # a fresh database: the worker has not migrated it yet
+    # -- the report --------------------------------------------------------------------------
 
-    async def _summary(self, settings: Settings) -> StoredSummary:
-        async with await psycopg.AsyncConnection.connect(
-            settings.database_url.get_secret_value()
-        ) as conn:
-            return await stored_summary(conn)
-
-    def _print_alerts(self, receiver: WebhookReceiver, meters: set[str]) -> None:
-        """The alerts this run's meters raised (others may arrive from earlier runs' data)."""
-        alerts = sorted(
-            (a for a in receiver.unique_alerts() if a.subject in meters),
-            key=lambda a: (a.period_start, a.subject),
-        )
-        table = Table(title=f"alerts delivered to the webhook ({len(alerts)})")
-        for column in (
-            "period (China time)",
-            "enterprise",
-            "meter",
-            "observed",
-            "limit",
-            "severity",
-        ):
+    def _print_alerts(self, events: list[AlertEvent]) -> None:
+        by_alert: dict[str, list[AlertEvent]] = {}
+        for event in events:
+            by_alert.setdefault(event.alert_id, []).append(event)
+        table = Table(title=f"alerts raised ({len(by_alert)})")
+        for column in ("from (China time)", "rule", "subject", "worst", "events", "now"):
             table.add_column(column)
-        for alert in alerts:
+        alerts = sorted(by_alert.values(), key=lambda es: (es[0].started_at, es[0].rule_id))
+        for history in alerts:
+            first, last = history[0], history[-1]
+            worst = max(history, key=lambda e: _RANK[e.severity.value]).severity.value
             table.add_row(
-                (alert.period_start + CST).strftime("%Y-%m-%d %H:%M"),
-                alert.enterprise_code,
-                alert.subject.removeprefix(f"{alert.enterprise_code}-"),
-                f"{alert.observed_value:,.0f} kWh",
-                f"{alert.threshold_value:,.0f} kWh",
-                alert.severity.value,
+                first.started_at.astimezone(CHINA_STANDARD_TIME).strftime("%m-%d %H:%M"),
+                first.rule_id,
+                first.subject,
+                worst,
+                ", ".join(e.kind.value for e in history),
+                last.status.value,
             )
         self.console.print(table)
+
+    def _print_checks(self, checks: list[OutcomeCheck]) -> None:
+        table = Table(title="what the scenario expected")
+        for column in ("rule", "subject", "expected", "happened", "why"):
+            table.add_column(column)
+        for check in checks:
+            mark = "[green]yes[/green]" if check.met else "[red]no[/red]"
+            table.add_row(
+                check.expected.rule, check.expected.subject, check.expected.outcome, mark, check.why
+            )
+        self.console.print(table)
+
+    def _print_recipients(
+        self, supervisor: WebhookReceiver, enterprise: WebhookReceiver, told: str
+    ) -> None:
+        table = Table(title="who was told")
+        for column in ("recipient", "messages", "events", "only its own"):
+            table.add_column(column)
+        supervisor_events = supervisor.unique_alerts()
+        table.add_row(
+            f"supervisor ({SUPERVISOR_ID})",
+            str(len(supervisor.notifications)),
+            str(len(supervisor_events)),
+            "-",
+        )
+        own = enterprise.unique_alerts()
+        table.add_row(
+            f"enterprise {told}",
+            str(len(enterprise.notifications)),
+            str(len(own)),
+            "yes" if all(e.enterprise_code == told for e in own) else "[red]NO[/red]",
+        )
+        self.console.print(table)
+
+    async def _print_counties(self, settings: Settings, scenario: Scenario) -> None:
+        counties = sorted({e.county.division for e in scenario.fleet.enterprises})
+        table = Table(title="energy by county over the scenario, tce (controlled total)")
+        table.add_column("county")
+        table.add_column("tce", justify="right")
+        table.add_column("of which electricity", justify="right")
+        async with await psycopg.AsyncConnection.connect(
+            settings.database_url.get_secret_value()
+        ) as conn:
+            for county in counties:
+                rows = await rollups(
+                    conn,
+                    SubjectKind.COUNTY,
+                    county,
+                    WindowSize.DAY,
+                    scenario.config.start,
+                    scenario.end,
+                    topic=settings.readings_topic,
+                    consumer=settings.worker_app_id,
+                )
+                total = sum((r.tce_counted for r in rows if r.energy_type == "all"), Decimal(0))
+                power = sum(
+                    (r.tce_counted for r in rows if r.energy_type == "electricity"), Decimal(0)
+                )
+                table.add_row(county, f"{total:,.1f}", f"{power:,.1f}")
+        self.console.print(table)
+
+
+_RANK: Final = {"info": 0, "notice": 1, "warning": 2, "critical": 3}
+
+
+async def _count(conn: psycopg.AsyncConnection[TupleRow], sql: str) -> int:
+    try:
+        cur = await conn.execute(sql)
+        row = await cur.fetchone()
+        return int(row[0]) if row else 0
+    except psycopg.errors.UndefinedTable:
+        return 0  # not migrated yet
+
+
+async def _progress(conn: psycopg.AsyncConnection[TupleRow]) -> DemoProgress:
+    return DemoProgress(
+        readings=await _count(conn, "SELECT count(*) FROM meter_readings"),
+        voc_samples=await _count(conn, "SELECT count(*) FROM voc_samples"),
+        reports=await _count(conn, "SELECT count(*) FROM product_output_reports"),
+        dirty=await _count(conn, "SELECT count(*) FROM alert_dirty"),
+        unpublished=await _count(
+            conn, "SELECT count(*) FROM alert_history WHERE published_at IS NULL"
+        ),
+        events=await _count(conn, "SELECT count(*) FROM alert_history"),
+        notifications=await _count(conn, "SELECT count(*) FROM alert_notifications"),
+    )
+
+
+async def _history(settings: Settings) -> list[AlertEvent]:
+    async with await psycopg.AsyncConnection.connect(
+        settings.database_url.get_secret_value()
+    ) as conn:
+        cur = await conn.execute("SELECT payload FROM alert_history ORDER BY emitted_at, event_id")
+        rows = await cur.fetchall()
+    return [AlertEvent.model_validate(row[0]) for row in rows]
+

@@ -21,6 +21,15 @@ def scratch_database(admin_url: str, prefix: str) -> Iterator[str]:
         drop_database(admin_url, dbname)
 
 
+def recreate_database(admin_url: str, dbname: str) -> str:
+    """Drop ``dbname`` if it exists and create it empty; return its URL (for a demo that
+    starts clean every run and keeps its result afterwards)."""
+    drop_database(admin_url, dbname)
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{dbname}"')
+    return psycopg.conninfo.make_conninfo(admin_url, dbname=dbname)
+
+
 def drop_database(admin_url: str, dbname: str, timeout: float = 60) -> None:
     """Drop a database. FORCE ends our own sessions in it, but not an autovacuum worker (the
     superuser's) that a busy run woke up: wait for that to finish."""
