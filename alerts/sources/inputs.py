@@ -1,0 +1,174 @@
+"""``RuleInputs``: reads what the rules need from TimescaleDB and returns their conditions.
+
+Two entry points, both taking a connection and the time judged at (UTC-aware):
+
+* ``on_dirty`` after each stream batch, for the units the batch marked (``storage.alert_dirty``):
+  only what those changes can affect is re-judged, with one query per concern for all the
+  units at once;
+* ``on_tick`` periodically, for what changes without new data: silent devices, the
+  heavy-pollution response (its last settled hour), the regional barometer.
+
+``now`` is the time judged at: it decides which periods are over (settled) and how long a
+device has been silent. Budgets and the barometer are judged as far as their data goes.
+
+The two stateful rules (device silence: what was last heard from each device; the
+heavy-pollution declarations) are held here as explicit state: ``snapshot()`` is plain JSON
+and ``RuleInputs.restore`` continues from it. Conditions come back ordered by event time, so
+the lifecycle sees a subject's verdicts in order.
+"""
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+import psycopg
+from psycopg.rows import TupleRow
+
+from alerts.rules.condition import Condition
+from alerts.rules.device_silence import DeviceSilence
+from alerts.rules.heavy_pollution import EmergencyLevel, HeavyPollutionResponse
+from alerts.sources.barometer import judge_barometer
+from alerts.sources.budgets import judge_budgets
+from alerts.sources.context import Lookup, RuleContext
+from alerts.sources.heavy import hours_after_changes, judge_heavy_pollution, last_settled_hour
+from alerts.sources.products import judge_products
+from alerts.sources.quality import judge_completeness, judge_monthly_deviation
+from alerts.sources.voc import judge_voc
+from contracts.alert_commands import DeclareEmergency
+from storage.alert_dirty import Dirty
+from storage.alert_inputs import LastHeard, meters_last_heard, monitors_last_heard
+
+SNAPSHOT_VERSION: Final = 1
+READINGS: Final = "readings"
+VOC: Final = "voc"
+PRODUCTION: Final = "production"
+
+
+def _earliest(dirty: Iterable[Dirty], sources: set[str]) -> dict[str, datetime]:
+    """Per unit, the earliest change among ``sources``."""
+    since: dict[str, datetime] = {}
+    for mark in dirty:
+        if mark.source in sources:
+            at = mark.since.astimezone(UTC)
+            since[mark.enterprise_code] = min(at, since.get(mark.enterprise_code, at))
+    return since
+
+
+def _in_order(conditions: list[Condition]) -> list[Condition]:
+    return sorted(conditions, key=lambda c: (c.at, c.rule_id, c.subject))
+
+
+class RuleInputs:
+    """Reads what the rules need from TimescaleDB and returns their conditions. Holds the
+    stateful rules (device silence, heavy-pollution declarations) as explicit state."""
+
+    def __init__(self, context: RuleContext) -> None:
+        self.context = context
+        self._lookup = Lookup(context)
+        self._silence = DeviceSilence(context.silence, context.calendar)
+        self._heavy = HeavyPollutionResponse(context.heavy)
+        # devices the register lists are looked up once per process, so a device that went
+        # silent before the evaluator started is watched too
+        self._primed = False
+
+    # -- after a stream batch -------------------------------------------------------------
+
+    async def on_dirty(
+        self, conn: psycopg.AsyncConnection[TupleRow], dirty: Sequence[Dirty], now: datetime
+    ) -> list[Condition]:
+        """The conditions the changes in ``dirty`` can affect, judged at ``now``; records
+        what was heard from the units' devices."""
+        readings = _earliest(dirty, {READINGS})
+        voc = _earliest(dirty, {VOC})
+        energy_or_output = _earliest(dirty, {READINGS, PRODUCTION})
+        settled = now - self.context.settle
+        lookup = self._lookup
+        conditions = await judge_voc(conn, lookup, voc, now)
+        conditions += await judge_budgets(conn, lookup, readings, now)
+        conditions += await judge_products(conn, lookup, energy_or_output, settled)
+        conditions += await judge_completeness(conn, lookup, readings, settled)
+        conditions += await judge_monthly_deviation(conn, lookup, energy_or_output, settled)
+        hours = hours_after_changes(lookup, self._heavy, readings, settled)
+        conditions += await judge_heavy_pollution(conn, lookup, self._heavy, hours)
+        await self._hear(conn, readings, voc)
+        return _in_order(conditions)
+
+    async def _hear(
+        self,
+        conn: psycopg.AsyncConnection[TupleRow],
+        readings: Mapping[str, datetime | None],
+        voc: Mapping[str, datetime | None],
+    ) -> None:
+        meters = {
+            meter.meter_id: first
+            for code, first in readings.items()
+            for meter in self._lookup.meters.get(code, ())
+        }
+        monitors = {
+            monitor.mn: first
+            for code, first in voc.items()
+            for monitor in self._lookup.monitors.get(code, ())
+        }
+        self._heard(await meters_last_heard(conn, meters))
+        self._heard(await monitors_last_heard(conn, monitors))
+
+    def _heard(self, rows: Iterable[LastHeard]) -> None:
+        for row in rows:
+            self._silence.heard(
+                row.device, row.period_start, row.interval_seconds, row.enterprise_code
+            )
+
+    # -- periodically ------------------------------------------------------------------------
+
+    async def on_tick(
+        self, conn: psycopg.AsyncConnection[TupleRow], now: datetime
+    ) -> list[Condition]:
+        """Device silence, the heavy-pollution response and the barometer at ``now``."""
+        if not self._primed:
+            everyone: dict[str, datetime | None] = dict.fromkeys(self._lookup.enterprises)
+            await self._hear(conn, everyone, everyone)
+            self._primed = True
+        settled = now - self.context.settle
+        self._heavy.prune(now - self.context.declaration_retention)
+        conditions = self._silence.evaluate(now)
+        hours = last_settled_hour(self._lookup, self._heavy, settled)
+        conditions += await judge_heavy_pollution(conn, self._lookup, self._heavy, hours)
+        conditions += await judge_barometer(conn, self._lookup, settled)
+        return _in_order(conditions)
+
+    # -- operators' commands -----------------------------------------------------------------
+
+    def declare_emergency(self, command: DeclareEmergency) -> None:
+        """Apply a city's declaration (or, with no level, its lift). Declarations of a city
+        come in time order; an earlier one is a ValueError."""
+        if command.level is None:
+            self._heavy.lift(command.city, command.at)
+            return
+        lead = None if command.lead_time_hours is None else timedelta(hours=command.lead_time_hours)
+        self._heavy.declare(command.city, EmergencyLevel(command.level), command.at, lead)
+
+    # -- state -------------------------------------------------------------------------------
+
+    def snapshot(self) -> dict[str, Any]:
+        """The stateful rules' state as plain JSON-able data."""
+        return {
+            "version": SNAPSHOT_VERSION,
+            "silence": self._silence.snapshot(),
+            "heavy_pollution": self._heavy.snapshot(),
+        }
+
+    @classmethod
+    def restore(cls, context: RuleContext, snapshot: Mapping[str, Any]) -> "RuleInputs":
+        """Inputs continuing from ``snapshot``; devices the register no longer lists are
+        forgotten."""
+        if snapshot.get("version") != SNAPSHOT_VERSION:
+            raise ValueError(f"unknown rule-inputs snapshot version {snapshot.get('version')!r}")
+        inputs = cls(context)
+        silence = dict(snapshot["silence"])
+        known = set(context.register.meters_by_id) | set(context.register.monitors_by_mn)
+        silence["devices"] = [d for d in silence["devices"] if d["device"] in known]
+        inputs._silence = DeviceSilence.restore(context.silence, context.calendar, silence)
+        inputs._heavy = HeavyPollutionResponse.restore(
+            context.heavy, dict(snapshot["heavy_pollution"])
+        )
+        return inputs
