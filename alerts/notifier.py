@@ -1,162 +1,301 @@
-"""The notifier: consumes alert events and POSTs each to the configured webhook.
+"""The notifier: consumes alert events and tells each recipient over each of its channels.
 
-At-least-once from Kafka, exactly-once to the receiver as far as we can tell: a delivery is
-recorded in ``alert_deliveries`` before the offset is committed, so a redelivered event is
-skipped, and the receiver can also de-duplicate on ``Idempotency-Key``. An event that cannot
-be decoded, or that the webhook still refuses after every retry, goes to the dead-letter
-topic with the reason; the offset is committed only after that.
+For every batch of records from the alerts topic:
+
+1. decode each record (a bad one goes to the dead-letter topic with the reason and its raw
+   bytes) and offer its event to the rate limits of everyone routing says it concerns
+   (``alerts.dispatch``); add the held digests that have come due;
+2. save the dispatcher's state with the releases about to be sent (``notifier_state``);
+3. send every release over every channel of its recipient, concurrently across recipients and
+   channels (bounded), in order within one channel; skip what ``alert_notifications`` says
+   was sent already, record what is sent; dead-letter what a channel refuses for good or
+   still fails after every retry, so one broken channel never holds up the others;
+4. save the state again (nothing pending) and only then commit the offsets.
+
+A crash anywhere repeats no notification: see ``alerts.dispatch`` for why. The loop's poll
+timeout is the timer that sends held digests when their recipients' slots free up. One
+notifier runs per consumer group: it takes a database lock named after the group, and a second
+one waits for it (the rate limits and held digests are one state, not one per partition).
 """
 
 import asyncio
 import logging
-import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Final
 
 import httpx
 import psycopg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka.errors import CommitFailedError
 from psycopg.rows import TupleRow
-from pydantic import ValidationError
+from pydantic import TypeAdapter
 
+from alerts.channels.delivery import RetryPolicy
+from alerts.channels.mail import SmtpSettings
+from alerts.channels.sender import ChannelSender
+from alerts.channels.targets import EmailTarget, WebhookTarget
+from alerts.courier import Courier, Topics
+from alerts.dispatch import Dispatcher, DispatchState, Skip
 from alerts.metrics import NotifierMetrics
-from alerts.webhook import build_request
-from contracts.alert_events import AlertEvent, decode_alert
-from contracts.dead_letters import DeadLetter, encode_dead_letter
+from alerts.rate_limit import RateLimit, Release
+from alerts.routing import RoutingConfig, everything_to, load_routing
+from contracts.alert_events import AlertEvent
+from contracts.decoding import DecodeError, decode_json
 from energywatch.settings import Settings
-from storage import alert_outbox
+from plans.register import load_register
+from storage import notifications
 from storage.migrate import migrate
 
 log = logging.getLogger(__name__)
-CHANNEL = "webhook"
-STAGE = "alerts.notifier"
+#: Without a recipients file, the one webhook is a machine: limited only against floods.
+IMPLICIT_RATE_LIMIT: Final = RateLimit(max_messages=600, per_seconds=60)
+_EVENT: Final = TypeAdapter(AlertEvent)
 
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-class DeliveryFailed(Exception):
-    pass
+@dataclass(frozen=True)
+class NotifierConfig:
+    """Everything the notifier needs besides connections (``create_notifier`` builds it)."""
+
+    routing: RoutingConfig
+    county_of: Mapping[str, str] = field(default_factory=dict)
+    enterprise_names: Mapping[str, str] = field(default_factory=dict)
+    smtp: SmtpSettings | None = None
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    max_concurrent_sends: int = 8
+    max_records: int = 200
+    poll_seconds: float = 0.5
 
 
 class Notifier:
     def __init__(
         self,
         settings: Settings,
+        config: NotifierConfig,
         metrics: NotifierMetrics,
+        *,
         clock: Callable[[], datetime] = utc_now,
+        on_delivered: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
-        if not settings.webhook_url:
-            raise ValueError("no webhook configured: set EW_WEBHOOK_URL to the receiver's URL")
+        """``on_delivered`` runs after a batch's deliveries are recorded and before the state
+        is saved again and offsets committed: tests crash the notifier there."""
         self._settings = settings
+        self._config = config
         self._metrics = metrics
         self._clock = clock
+        self._on_delivered = on_delivered
         self._stopping = asyncio.Event()
+        self._state_name = settings.notifier_group_id
+        self._names = {**config.routing.enterprise_names, **config.enterprise_names}
 
     def stop(self) -> None:
         self._stopping.set()
 
-    async def _post(self, client: httpx.AsyncClient, alert: AlertEvent) -> int:
-        """POST with exponential backoff; return the attempts it took."""
-        secret = self._settings.webhook_secret
-        url = self._settings.webhook_url
-        assert url is not None
-        backoff = 0.5
-        last_error = ""
-        for attempt in range(1, self._settings.webhook_max_attempts + 1):
-            request = build_request(
-                alert,
-                secret.get_secret_value().encode() if secret else None,
-                str(int(self._clock().timestamp())),
-            )
-            try:
-                response = await client.post(url, content=request.body, headers=request.headers)
-                if response.status_code < 300:
-                    return attempt
-                last_error = f"HTTP {response.status_code}"
-                if 400 <= response.status_code < 500 and response.status_code not in (408, 429):
-                    break  # the receiver rejects this event: retrying will not help
-            except httpx.HTTPError as exc:
-                last_error = f"{type(exc).__name__}: {exc}"
-            self._metrics.notification_failures.labels(channel=CHANNEL).inc()
-            if attempt < self._settings.webhook_max_attempts:
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 30.0)
-        raise DeliveryFailed(f"webhook delivery failed after {attempt} attempt(s): {last_error}")
-
-    async def _dead_letter(
-        self,
-        producer: AIOKafkaProducer,
-        record: ConsumerRecord[bytes, bytes],
-        kind: str,
-        reason: str,
-    ) -> None:
-        letter = DeadLetter(
-            stage=STAGE,
-            kind=kind,
-            reason=reason[:2000],
-            source_topic=record.topic,
-            source_partition=record.partition,
-            source_offset=record.offset,
-            raw_base64=DeadLetter.encode_raw(record.value or b""),
-            rejected_at=self._clock(),
-        )
-        await producer.send_and_wait(self._settings.dead_letter_topic, encode_dead_letter(letter))
-        self._metrics.dead_letters.labels(kind=kind).inc()
-        log.warning("dead-lettered alert event at offset %s: %s", record.offset, reason)
-
-    async def _handle(
-        self,
-        record: ConsumerRecord[bytes, bytes],
-        conn: psycopg.AsyncConnection[TupleRow],
-        client: httpx.AsyncClient,
-        producer: AIOKafkaProducer,
-    ) -> None:
-        started = time.perf_counter()
-        self._metrics.alerts_consumed.inc()
-        try:
-            alert = decode_alert(record.value or b"")
-        except ValidationError as exc:
-            await self._dead_letter(producer, record, "wrong_schema", str(exc.errors()[0]["msg"]))
-            return
-        if await alert_outbox.was_delivered(conn, alert.alert_id, CHANNEL):
-            self._metrics.notifications_skipped.labels(channel=CHANNEL).inc()
-            return
-        try:
-            attempts = await self._post(client, alert)
-        except DeliveryFailed as exc:
-            await self._dead_letter(producer, record, "delivery_failed", str(exc))
-            return
-        await alert_outbox.record_delivery(conn, alert.alert_id, CHANNEL, attempts)
-        self._metrics.notifications_sent.labels(channel=CHANNEL).inc()
-        self._metrics.delivery_seconds.observe(time.perf_counter() - started)
-        log.info("delivered alert %s for %s", alert.alert_id, alert.enterprise_code)
-
     async def run(self) -> None:
         s = self._settings
-        consumer = AIOKafkaConsumer(
-            s.alerts_topic,
-            bootstrap_servers=s.kafka_bootstrap,
-            group_id=s.notifier_group_id,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
+        async with AsyncExitStack() as stack:
+            conn = await psycopg.AsyncConnection.connect(s.database_url.get_secret_value())
+            stack.push_async_callback(conn.close)
+            await migrate(conn)
+            await conn.set_autocommit(True)
+            if not await self._lock(conn):
+                return
+            saved = await notifications.load_state(conn, self._state_name)
+            state = DispatchState.model_validate(saved) if saved is not None else None
+            dispatcher = Dispatcher(self._config.routing, self._config.county_of, state)
+            producer = AIOKafkaProducer(bootstrap_servers=s.kafka_bootstrap, acks="all")
+            await producer.start()
+            stack.push_async_callback(producer.stop)
+            client = await stack.enter_async_context(
+                httpx.AsyncClient(timeout=s.webhook_timeout_seconds)
+            )
+            sender = ChannelSender(
+                client, smtp=self._config.smtp, policy=self._config.retry, clock=self._clock
+            )
+            courier = Courier(
+                self._config.routing,
+                self._names,
+                sender,
+                conn,
+                producer,
+                Topics(alerts=s.alerts_topic, dead_letters=s.dead_letter_topic),
+                self._metrics,
+                self._clock,
+                self._config.max_concurrent_sends,
+            )
+            if dispatcher.pending:  # sent, or not, when the last run stopped
+                log.info(
+                    "sending %d release(s) pending since the last run", len(dispatcher.pending)
+                )
+                await courier.deliver(dispatcher.pending)
+                await self._save(conn, dispatcher)
+            consumer = AIOKafkaConsumer(
+                s.alerts_topic,
+                bootstrap_servers=s.kafka_bootstrap,
+                group_id=s.notifier_group_id,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                max_poll_interval_ms=600_000,  # a batch may wait on retries of slow channels
+            )
+            await consumer.start()
+            stack.push_async_callback(consumer.stop)
+            while not self._stopping.is_set():
+                await self._step(consumer, dispatcher, courier, conn)
+
+    async def _lock(self, conn: psycopg.AsyncConnection[TupleRow]) -> bool:
+        waiting = False
+        while not await notifications.try_lock_notifier(conn, self._state_name):
+            if not waiting:
+                log.warning("another notifier of %s is running; waiting", self._state_name)
+                waiting = True
+            try:
+                await asyncio.wait_for(self._stopping.wait(), timeout=1.0)
+                return False
+            except TimeoutError:
+                continue
+        return True
+
+    async def _save(
+        self,
+        conn: psycopg.AsyncConnection[TupleRow],
+        dispatcher: Dispatcher,
+        pending: Sequence[Release] = (),
+    ) -> None:
+        snapshot = dispatcher.snapshot(pending).model_dump(mode="json")
+        await notifications.save_state(conn, self._state_name, snapshot, self._clock())
+
+    def _poll_ms(self, dispatcher: Dispatcher) -> int:
+        wait = self._config.poll_seconds
+        due = dispatcher.next_due()
+        if due is not None:
+            wait = min(wait, max(0.0, (due - self._clock()).total_seconds()))
+        return int(wait * 1000)
+
+    async def _step(
+        self,
+        consumer: AIOKafkaConsumer,
+        dispatcher: Dispatcher,
+        courier: Courier,
+        conn: psycopg.AsyncConnection[TupleRow],
+    ) -> None:
+        polled = await consumer.getmany(
+            timeout_ms=self._poll_ms(dispatcher), max_records=self._config.max_records
         )
-        producer = AIOKafkaProducer(bootstrap_servers=s.kafka_bootstrap, acks="all")
-        conn = await psycopg.AsyncConnection.connect(s.database_url.get_secret_value())
-        await migrate(conn)
-        await consumer.start()
-        await producer.start()
+        now = self._clock()
+        releases: list[Release] = []
+        changed = False
+        for records in polled.values():
+            for record in records:
+                self._metrics.events_consumed.inc()
+                if dispatcher.taken(record.topic, record.partition, record.offset):
+                    self._metrics.events_skipped.labels(reason="already_taken").inc()
+                    continue
+                dispatcher.take(record.topic, record.partition, record.offset)
+                changed = True
+                releases += await self._accept(record, dispatcher, courier, now)
+        due = dispatcher.due(now)
+        releases += due
+        changed = changed or bool(due)
+        self._metrics.digests.inc(sum(r.is_digest for r in releases))
+        self._metrics.held.set(dispatcher.held_count())
+        if changed:
+            await self._save(conn, dispatcher, releases)
+        if releases:
+            await courier.deliver(releases)
+            if self._on_delivered is not None:
+                await self._on_delivered()
+            await self._save(conn, dispatcher)
+        if polled:
+            try:
+                await consumer.commit()
+            except CommitFailedError as exc:  # a rebalance: whoever reads these again skips
+                log.warning("offsets not committed: %s", exc)  # them by the saved state
+
+    async def _accept(
+        self,
+        record: ConsumerRecord[bytes, bytes],
+        dispatcher: Dispatcher,
+        courier: Courier,
+        now: datetime,
+    ) -> list[Release]:
+        raw = record.value or b""
         try:
-            async with httpx.AsyncClient(timeout=s.webhook_timeout_seconds) as client:
-                while not self._stopping.is_set():
-                    batches = await consumer.getmany(timeout_ms=500, max_records=100)
-                    for records in batches.values():
-                        for record in records:
-                            await self._handle(record, conn, client, producer)
-                    if batches:
-                        await consumer.commit()
-        finally:
-            await consumer.stop()
-            await producer.stop()
-            await conn.close()
+            if not raw:
+                raise DecodeError("empty", "the record has no value")
+            event = decode_json(_EVENT, raw, DecodeError)
+        except DecodeError as exc:
+            await courier.dead_letter(
+                exc.kind, exc.reason, raw, (record.topic, record.partition, record.offset)
+            )
+            return []
+        outcome = dispatcher.accept(event, now)
+        if isinstance(outcome, Skip):
+            self._metrics.events_skipped.labels(reason=outcome.value).inc()
+            return []
+        return outcome
+
+
+def notifier_config(settings: Settings) -> NotifierConfig:
+    """Read the recipients file (or make the one webhook the only recipient), the register
+    (counties and names) and the SMTP server. Raises ``ValueError`` (``ConfigFileError`` is
+    one) when the configuration cannot work."""
+    if settings.recipients_path is not None:
+        routing = load_routing(settings.recipients_path)
+    elif settings.webhook_url:
+        target = WebhookTarget(url=settings.webhook_url, secret=settings.webhook_secret)
+        routing = everything_to(target, IMPLICIT_RATE_LIMIT)
+    else:
+        raise ValueError(
+            "nobody to notify: set EW_RECIPIENTS_PATH to a recipients file, or EW_WEBHOOK_URL "
+            "to the one webhook that receives every alert"
+        )
+    county_of: dict[str, str] = {}
+    names: dict[str, str] = {}
+    if settings.register_path is not None:
+        register = load_register(settings.register_path)
+        county_of = {e.code: e.county for e in register.enterprises}
+        names = {e.code: e.name for e in register.enterprises}
+    smtp = None
+    if settings.smtp_host:
+        smtp = SmtpSettings(
+            host=settings.smtp_host,
+            port=settings.smtp_port,
+            sender=settings.smtp_sender,
+            security=settings.smtp_security,
+            username=settings.smtp_username,
+            password=settings.smtp_password,
+        )
+    mailed = sorted(
+        r.id for r in routing.recipients if any(isinstance(c, EmailTarget) for c in r.channels)
+    )
+    if mailed and smtp is None:
+        raise ValueError(
+            f"recipient(s) {', '.join(mailed)} have e-mail channels but no SMTP server is "
+            "configured: set EW_SMTP_HOST (and EW_SMTP_PORT, EW_SMTP_SECURITY, ...)"
+        )
+    return NotifierConfig(
+        routing=routing,
+        county_of=county_of,
+        enterprise_names=names,
+        smtp=smtp,
+        retry=RetryPolicy(max_attempts=settings.webhook_max_attempts),
+    )
+
+
+def create_notifier(
+    settings: Settings,
+    metrics: NotifierMetrics,
+    *,
+    clock: Callable[[], datetime] = utc_now,
+    on_delivered: Callable[[], Awaitable[None]] | None = None,
+) -> Notifier:
+    """The notifier process's composition root: the CLI and the tests both call it."""
+    return Notifier(
+        settings, notifier_config(settings), metrics, clock=clock, on_delivered=on_delivered
+    )

@@ -1,11 +1,11 @@
-"""Per-recipient rate limits that fold an alert storm into digests and lose nothing. Pure:
-time is passed in, and the whole state is a snapshot that a restart resumes from.
+"""Per-recipient rate limits that fold a storm of alert events into digests and lose nothing.
+Pure: time is passed in, and the whole state is a snapshot that a restart resumes from.
 
 A recipient gets at most ``max_messages`` messages in any ``per_seconds`` (a sliding log of
-send times, so no burst straddles a window edge). Once the limit is reached, alerts are
+send times, so no burst straddles a window edge). Once the limit is reached, events are
 held; when a slot frees up, everything held goes out as one digest, in arrival order. While
-anything is held, new alerts join it rather than overtaking it. Resolved notices are treated
-like any other alert: held and digested, never dropped.
+anything is held, new events join it rather than overtaking it. Resolved (and every other
+kind of) events are treated alike: held and digested, never dropped.
 
     max 2 per 10 min           a's slot frees at 10, b's at 11
     t(min)   0    1    2    3   ...  10      11
@@ -42,7 +42,7 @@ class RateLimit(BaseModel):
 
 class RecipientLog(BaseModel):
     """One recipient's state: recent send times (at most ``max_messages`` of them), the
-    alerts held back, and since when."""
+    events held back, and since when."""
 
     model_config = _STRICT
     sent_at: tuple[UtcDatetime, ...] = ()
@@ -58,22 +58,26 @@ class RateLimitState(BaseModel):
 
 @dataclass(frozen=True)
 class Release:
-    """What to send one recipient now: one alert alone, or several as a digest."""
+    """What to send one recipient now: one event alone, or several as a digest."""
 
     recipient_id: str
-    alerts: tuple[AlertEvent, ...]
+    events: tuple[AlertEvent, ...]
 
     @property
     def is_digest(self) -> bool:
-        return len(self.alerts) > 1
+        return len(self.events) > 1
+
+    @property
+    def event_ids(self) -> tuple[str, ...]:
+        return tuple(event.event_id for event in self.events)
 
     @property
     def idempotency_key(self) -> str:
-        """The alert id alone; for a digest, a digest of its alert ids (stable across a
-        restart, since the held alerts are part of the snapshot)."""
+        """The event id alone; for a digest, a digest of its event ids (stable across a
+        restart, since the held events are part of the snapshot)."""
         if not self.is_digest:
-            return self.alerts[0].alert_id
-        ids = "|".join(alert.alert_id for alert in self.alerts)
+            return self.events[0].event_id
+        ids = "|".join(self.event_ids)
         return "digest-" + hashlib.sha256(ids.encode()).hexdigest()[:32]
 
 
@@ -91,7 +95,7 @@ def _aware(now: datetime) -> datetime:
 
 
 class RateLimiter:
-    """Decides, for each alert offered, what may be sent now and what is held for a digest."""
+    """Decides, for each event offered, what may be sent now and what is held for a digest."""
 
     def __init__(
         self,
@@ -110,19 +114,19 @@ class RateLimiter:
     def limit_for(self, recipient_id: str) -> RateLimit:
         return self._overrides.get(recipient_id, self._default)
 
-    def offer(self, recipient_id: str, alert: AlertEvent, now: datetime) -> list[Release]:
-        """Take one alert for one recipient; return what to send now (a digest of earlier
-        alerts whose slot has just freed, this alert alone, or nothing if it is held)."""
+    def offer(self, recipient_id: str, event: AlertEvent, now: datetime) -> list[Release]:
+        """Take one event for one recipient; return what to send now (a digest of earlier
+        events whose slot has just freed, this event alone, or nothing if it is held)."""
         now = _aware(now)
         log = self._logs.setdefault(recipient_id, _Log())
         releases = self._flush(recipient_id, log, now)
         if log.held or not self._has_slot(recipient_id, log, now):
             if not log.held:
                 log.held_since = now
-            log.held.append(alert)
+            log.held.append(event)
             return releases
         log.sent_at.append(now)
-        return [*releases, Release(recipient_id, (alert,))]
+        return [*releases, Release(recipient_id, (event,))]
 
     def due(self, now: datetime) -> list[Release]:
         """Digests whose recipients may be sent to again; call at or after ``next_due()``."""

@@ -1,10 +1,12 @@
-"""Who is told about an alert (pure): the enterprise it concerns, and the supervisors of the
-region the enterprise is in. Nobody else: an enterprise never sees another's alerts.
+"""Who is told about an alert event (pure): the enterprise it concerns, the supervisors of
+the region it is in, and the platform's operators. Nobody else: an enterprise never sees
+another's alerts, nor any regional alert (a county's barometer, a county budget).
 
 Regions are administrative division codes (GB/T 2260, six digits): a county (区县) such as
 ``140882``, a city (地级市) ``140800`` covering every county ``1408xx``, or a province
-``140000`` covering ``14xxxx``. An enterprise's county comes from the register; for a unit not
-in it, from its unified social credit code, whose characters 3–8 are the division code of the
+``140000`` covering ``14xxxx``. An event's region is its ``region_code`` when it has one (a
+regional alert always should); else its enterprise's county from the register; for a unit
+not in it, its unified social credit code's characters 3–8, the division code of the
 authority that registered it (GB 32100-2015).
 """
 
@@ -17,13 +19,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from alerts.channels.targets import ChannelTarget
 from alerts.rate_limit import RateLimit
-from contracts.alert_events import AlertEvent
+from contracts.alert_events import AlertEvent, RegionCode
 from contracts.identifiers import EnterpriseCode
 from energywatch.config_files import ConfigFileError, parse_yaml
 
 ROUTING_VERSION: Final = 1
 _STRICT = ConfigDict(frozen=True, extra="forbid")
-RegionCode = Annotated[str, Field(pattern=r"^\d{6}$")]
 
 
 class EnterpriseRecipient(BaseModel):
@@ -57,7 +58,20 @@ class SupervisorRecipient(BaseModel):
         return self
 
 
-Recipient = Annotated[EnterpriseRecipient | SupervisorRecipient, Field(discriminator="kind")]
+class OperatorRecipient(BaseModel):
+    """The platform's own operations desk, told about every event wherever it is. Without a
+    recipients file, the one configured webhook is such a recipient (``everything_to``)."""
+
+    model_config = _STRICT
+    kind: Literal["operator"] = "operator"
+    id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:\-]+$")
+    name: str = Field(min_length=1)
+    channels: tuple[ChannelTarget, ...] = Field(min_length=1)
+    rate_limit: RateLimit | None = None
+
+
+AnyRecipient = EnterpriseRecipient | SupervisorRecipient | OperatorRecipient
+Recipient = Annotated[AnyRecipient, Field(discriminator="kind")]
 
 
 class RoutingConfig(BaseModel):
@@ -77,8 +91,15 @@ class RoutingConfig(BaseModel):
         return self
 
     @cached_property
-    def by_id(self) -> dict[str, EnterpriseRecipient | SupervisorRecipient]:
+    def by_id(self) -> dict[str, AnyRecipient]:
         return {r.id: r for r in self.recipients}
+
+    @cached_property
+    def enterprise_names(self) -> dict[str, str]:
+        """Enterprise recipients' names by credit code, for messages."""
+        return {
+            r.enterprise_code: r.name for r in self.recipients if isinstance(r, EnterpriseRecipient)
+        }
 
     @cached_property
     def rate_limit_overrides(self) -> dict[str, RateLimit]:
@@ -100,20 +121,42 @@ def registration_area(enterprise_code: str) -> str:
     return enterprise_code[2:8]
 
 
+def region_of(event: AlertEvent, county_of: Mapping[str, str]) -> str | None:
+    """The division an event belongs to: its own ``region_code``, else its enterprise's
+    county (register first, credit code second); None for a regional event without one."""
+    if event.region_code is not None:
+        return event.region_code
+    if event.enterprise_code is None:
+        return None
+    return county_of.get(event.enterprise_code) or registration_area(event.enterprise_code)
+
+
 def recipients_for(
-    alert: AlertEvent, config: RoutingConfig, county_of: Mapping[str, str]
-) -> tuple[EnterpriseRecipient | SupervisorRecipient, ...]:
-    """Everyone to tell about ``alert``, in configuration order. ``county_of`` maps enterprise
+    event: AlertEvent, config: RoutingConfig, county_of: Mapping[str, str]
+) -> tuple[AnyRecipient, ...]:
+    """Everyone to tell about ``event``, in configuration order. ``county_of`` maps enterprise
     codes to their county codes (the register's ``county``)."""
-    county = county_of.get(alert.enterprise_code) or registration_area(alert.enterprise_code)
-    chosen: list[EnterpriseRecipient | SupervisorRecipient] = []
-    for recipient in config.recipients:
+    region = region_of(event, county_of)
+
+    def told(recipient: AnyRecipient) -> bool:
         match recipient:
-            case EnterpriseRecipient(enterprise_code=code) if code == alert.enterprise_code:
-                chosen.append(recipient)
-            case SupervisorRecipient(region_code=region) if region_covers(region, county):
-                chosen.append(recipient)
-    return tuple(chosen)
+            case EnterpriseRecipient():
+                return recipient.enterprise_code == event.enterprise_code
+            case SupervisorRecipient():
+                return region is not None and region_covers(recipient.region_code, region)
+            case OperatorRecipient():
+                return True
+
+    return tuple(r for r in config.recipients if told(r))
+
+
+def everything_to(target: ChannelTarget, rate_limit: RateLimit) -> RoutingConfig:
+    """Routing without a recipients file: one operator, told about every event over one
+    channel (the configured webhook)."""
+    operator = OperatorRecipient(
+        id="default", name="EnergyWatch", channels=(target,), rate_limit=rate_limit
+    )
+    return RoutingConfig(default_rate_limit=rate_limit, recipients=(operator,))
 
 
 def load_routing(path: Path) -> RoutingConfig:

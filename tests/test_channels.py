@@ -35,34 +35,40 @@ from pydantic import SecretStr
 
 from alerts.channels.delivery import RetryPolicy
 from alerts.channels.mail import SmtpSettings
-from alerts.channels.render import RenderedMessage, render_alert, render_digest
+from alerts.channels.render import RenderedMessage, render_alert, render_alerts, render_digest
 from alerts.channels.sender import ChannelSender
 from alerts.channels.targets import DingTalkTarget, EmailTarget, WebhookTarget, WeComTarget
-from alerts.channels.webhook import WebhookNotification
+from alerts.channels.webhook import (
+    SIGNATURE_HEADER,
+    TIMESTAMP_HEADER,
+    WebhookNotification,
+    verify,
+)
 from alerts.channels.wecom import MARKDOWN_MAX_BYTES, TRUNCATION_MARK, truncate_utf8
-from alerts.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
-from contracts.alert_events import AlertEvent, AlertSeverity, AlertStatus
+from contracts.alert_events import Acknowledgement, AlertEvent, AlertKind, AlertSeverity
 
 CODE = "91350100M000100Y43"
 NOW = datetime(2026, 11, 1, 0, 20, 5, 123000, tzinfo=UTC)
 FAST = RetryPolicy(max_attempts=4, initial_backoff_seconds=0.001, jitter_seconds=0.001)
 
 
-def alert(n: int = 1, status: AlertStatus = AlertStatus.FIRING) -> AlertEvent:
+def alert(n: int = 1, kind: AlertKind = AlertKind.FIRED) -> AlertEvent:
     return AlertEvent(
+        event_id=f"{n:032x}",
         alert_id=f"{n:032x}",
+        kind=kind,
         rule_id="electricity-interval-kwh",
-        status=status,
         severity=AlertSeverity.CRITICAL,
         enterprise_code=CODE,
+        region_code="350102",
         subject=f"M{n}",
-        period_start=datetime(2026, 11, 1, tzinfo=UTC),
-        window_seconds=900,
-        observed_value=7000,
-        threshold_value=6000,
-        value_unit="kWh/900s",
+        value=7000,
+        threshold=6000,
+        unit="kWh",
         message="15 分钟用电量超过限值",
-        raised_at=datetime(2026, 11, 1, 0, 20, tzinfo=UTC),
+        started_at=datetime(2026, 11, 1, tzinfo=UTC),
+        at=datetime(2026, 11, 1, 0, 15, tzinfo=UTC),
+        emitted_at=datetime(2026, 11, 1, 0, 20, tzinfo=UTC),
     )
 
 
@@ -126,7 +132,7 @@ class StandInHttpServer:
         return Handler
 
 
-MESSAGE = render_alert(alert(), enterprise_name="河津钢铁示例")
+MESSAGE = render_alert(alert(), enterprise_names={CODE: "河津钢铁示例"})
 
 
 def send(target, message: RenderedMessage = MESSAGE, key: str = "k-1", **sender_options):
@@ -154,7 +160,7 @@ def test_a_webhook_is_signed_with_the_recipients_secret_and_carries_the_alert():
     assert not verify(b"other", headers[TIMESTAMP_HEADER], request.body, headers[SIGNATURE_HEADER])
     assert headers[TIMESTAMP_HEADER] == str(int(NOW.timestamp()))
     body = WebhookNotification.model_validate_json(request.body)
-    assert body.alerts == (alert(),)
+    assert body.events == (alert(),)
     assert body.title == MESSAGE.title
     assert not body.digest
 
@@ -306,7 +312,7 @@ def test_an_email_arrives_with_its_chinese_subject_and_utf8_text_and_html():
     html = mail.get_body(("html",))
     assert plain.get_content_charset() == "utf-8"
     assert plain.get_content().replace("\r\n", "\n").strip() == MESSAGE.text
-    assert "2026-11-01 08:20:00" in plain.get_content()  # raised 00:20 UTC, shown in CST
+    assert "2026-11-01 08:15:00" in plain.get_content()  # data of 00:15 UTC, shown in CST
     assert "15 分钟用电量超过限值" in html.get_content()
 
 
@@ -508,22 +514,76 @@ def test_truncation_fits_the_limit_and_keeps_a_prefix(text, limit):
 
 # --- rendering ----------------------------------------------------------------------------
 
+NAMES = {CODE: "河津钢铁示例"}
 
-def test_an_alert_renders_with_severity_values_and_china_standard_time():
-    m = render_alert(alert(), enterprise_name="河津钢铁示例")
-    assert m.title == "【严重】告警触发：河津钢铁示例 M1"
-    assert "观测值：7,000 kWh/900s，阈值 6,000 kWh/900s（超出 16.667%）" in m.text
-    assert "时段：2026-11-01 08:00:00 起 15 分钟（北京时间）" in m.text
-    assert "**告警时间**：2026-11-01 08:20:00（北京时间）" in m.markdown
+
+def test_an_alert_renders_with_severity_values_and_china_standard_time_in_both_languages():
+    m = render_alert(alert(), enterprise_names=NAMES)
+    assert m.title == "【严重 Critical】告警 Alert：河津钢铁示例 M1"
+    assert "观测值 Value：7,000 kWh，阈值 threshold 6,000 kWh（超出 above by 16.667%）" in m.text
+    assert "开始时间 Started：2026-11-01 08:00:00（北京时间 CST）" in m.text
+    assert "**数据时间 Data time**：2026-11-01 08:15:00（北京时间 CST）" in m.markdown
+    assert "区域 Region：350102" in m.text
+    assert f"事件编号 Event ID：{alert().event_id}" in m.text
     assert "河津钢铁示例（91350100M000100Y43）" in m.html
 
 
-def test_resolved_and_escalated_alerts_say_so():
-    from alerts.channels.render import NoticeKind
+@pytest.mark.parametrize(
+    ("kind", "word"),
+    [
+        (AlertKind.FIRED, "告警"),
+        (AlertKind.ESCALATED, "升级"),
+        (AlertKind.REPEATED, "重复"),
+        (AlertKind.RESOLVED, "恢复"),
+        (AlertKind.ACKNOWLEDGED, "已确认"),
+        (AlertKind.SILENCED, "已静默"),
+    ],
+)
+def test_the_title_says_what_happened_to_the_alert(kind, word):
+    assert f"】{word} " in render_alert(alert(kind=kind)).title
 
-    assert "告警恢复" in render_alert(alert(status=AlertStatus.RESOLVED)).title
-    assert "告警升级" in render_alert(alert(), kind=NoticeKind.ESCALATED).title
-    assert render_alert(alert()).title.endswith(f"{CODE} M1")  # no name known: the code
+
+def test_an_escalation_names_the_severity_before_and_an_acknowledgement_who_and_until_when():
+    escalated = alert(kind=AlertKind.ESCALATED).model_copy(
+        update={"previous_severity": AlertSeverity.WARNING}
+    )
+    assert "严重 Critical（由 from 警告 Warning 升级 escalated）" in render_alert(escalated).text
+    acknowledged = alert(kind=AlertKind.ACKNOWLEDGED).model_copy(
+        update={
+            "acknowledgement": Acknowledgement(
+                user="zhang.san",
+                comment="检修中",
+                at=NOW,
+                expires_at=NOW + timedelta(hours=4),
+            )
+        }
+    )
+    text = render_alert(acknowledged).text
+    assert (
+        "确认 Acknowledged：zhang.san：检修中（至 until 2026-11-01 12:20:05 北京时间 CST）" in text
+    )
+
+
+def test_a_regional_alert_without_numbers_names_its_region():
+    regional = alert().model_copy(
+        update={
+            "enterprise_code": None,
+            "region_code": "140882",
+            "subject": "county-140882",
+            "value": None,
+            "threshold": None,
+            "level": "orange",
+        }
+    )
+    m = render_alert(regional, enterprise_names=NAMES)
+    assert m.title == "【严重 Critical】告警 Alert：区域 Region 140882 county-140882"
+    assert "企业" not in m.text
+    assert "观测值" not in m.text
+    assert "等级 Level：orange" in m.text
+
+
+def test_an_unknown_enterprise_is_shown_by_its_code():
+    assert render_alert(alert()).title.endswith(f"{CODE} M1")
 
 
 def test_free_text_cannot_break_the_markdown_or_the_html():
@@ -534,20 +594,26 @@ def test_free_text_cannot_break_the_markdown_or_the_html():
     assert "&lt;script&gt;" in m.html
 
 
-def test_a_digest_lists_every_alert_and_counts_fired_and_resolved():
-    alerts = [alert(1), alert(2), alert(3, AlertStatus.RESOLVED)]
-    m = render_digest(alerts, enterprise_names={CODE: "河津钢铁示例"})
-    assert m.title == "告警汇总：3 条（触发 2，恢复 1）"
-    assert m.alerts == tuple(alerts)
+def test_a_digest_lists_every_event_and_counts_them_by_kind():
+    events = [alert(1), alert(2), alert(3, AlertKind.RESOLVED)]
+    m = render_digest(events, enterprise_names=NAMES)
+    assert m.title == "告警汇总 Digest：3 条 events（告警 Alert 2，恢复 Resolved 1）"
+    assert m.events == tuple(events)
     assert m.is_digest
     for n in (1, 2, 3):
-        assert f"河津钢铁示例 M{n}：" in m.text
+        assert f"河津钢铁示例 M{n}：7,000 kWh" in m.text
         assert f"河津钢铁示例 M{n}：" in m.markdown
     many = render_digest([alert(n) for n in range(1, 41)])
     assert "其余 10 条" in many.markdown
     assert all(f" M{n}：" in many.text for n in range(1, 41))
 
 
-def test_renders_use_the_time_of_the_alert_not_of_rendering():
-    later = alert().model_copy(update={"raised_at": NOW + timedelta(days=1)})
+def test_one_event_renders_alone_and_several_as_a_digest():
+    assert not render_alerts([alert(1)]).is_digest
+    assert render_alerts([alert(1)]).title == render_alert(alert(1)).title
+    assert render_alerts([alert(1), alert(2)]).title.startswith("告警汇总")
+
+
+def test_renders_use_the_time_of_the_event_not_of_rendering():
+    later = alert().model_copy(update={"at": NOW + timedelta(days=1)})
     assert "2026-11-02 08:20:05" in render_alert(later).text

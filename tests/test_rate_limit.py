@@ -1,5 +1,5 @@
-"""Rate limits: at most N messages per recipient in any M seconds, an alert storm folded into
-digests, and no alert ever lost, repeated or reordered, across restarts too."""
+"""Rate limits: at most N messages per recipient in any M seconds, a storm of alert events
+folded into digests, and no event ever lost, repeated or reordered, across restarts too."""
 
 from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
@@ -9,27 +9,29 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from alerts.rate_limit import RateLimit, RateLimiter, RateLimitState, Release
-from contracts.alert_events import AlertEvent, AlertSeverity, AlertStatus
+from contracts.alert_events import AlertEvent, AlertKind, AlertSeverity, AlertStatus
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 TWO_PER_TEN_MINUTES = RateLimit(max_messages=2, per_seconds=600)
 
 
-def alert(n: int, status: AlertStatus = AlertStatus.FIRING) -> AlertEvent:
+def alert(n: int, kind: AlertKind = AlertKind.FIRED) -> AlertEvent:
     return AlertEvent(
-        alert_id=f"{n:032x}",
+        event_id=f"{n:032x}",
+        alert_id=f"{n % 7:032x}",
+        kind=kind,
         rule_id="r",
-        status=status,
         severity=AlertSeverity.WARNING,
         enterprise_code="91350100M000100Y43",
+        region_code="350102",
         subject=f"M{n}",
-        period_start=T0,
-        window_seconds=900,
-        observed_value=2,
-        threshold_value=1,
-        value_unit="kWh/900s",
+        value=2,
+        threshold=1,
+        unit="kWh",
         message="m",
-        raised_at=T0,
+        started_at=T0,
+        at=T0,
+        emitted_at=T0,
     )
 
 
@@ -38,7 +40,7 @@ def minute(m: float) -> datetime:
 
 
 def subjects(releases: list[Release]) -> list[list[str]]:
-    return [[a.subject for a in r.alerts] for r in releases]
+    return [[a.subject for a in r.events] for r in releases]
 
 
 def test_a_storm_is_held_and_sent_as_one_digest_when_a_slot_frees():
@@ -67,10 +69,10 @@ def test_resolved_notices_in_a_storm_arrive_in_the_digest():
     limiter = RateLimiter(RateLimit(max_messages=1, per_seconds=60))
     limiter.offer("r", alert(1), minute(0))
     limiter.offer("r", alert(2), minute(0.1))
-    limiter.offer("r", alert(1_000_001, AlertStatus.RESOLVED), minute(0.2))
+    limiter.offer("r", alert(1_000_001, AlertKind.RESOLVED), minute(0.2))
     [digest] = limiter.due(minute(1))
     assert digest.is_digest
-    assert [a.status for a in digest.alerts] == [AlertStatus.FIRING, AlertStatus.RESOLVED]
+    assert [a.status for a in digest.events] == [AlertStatus.FIRING, AlertStatus.RESOLVED]
 
 
 def test_recipients_are_limited_separately_and_may_have_their_own_limit():
@@ -85,10 +87,11 @@ def test_recipients_are_limited_separately_and_may_have_their_own_limit():
     assert sent == {"quiet": 1, "busy": 3}
 
 
-def test_a_digest_key_is_stable_and_differs_from_any_single_alerts_key():
+def test_a_digest_key_is_stable_and_differs_from_any_single_events_key():
     one = Release("r", (alert(1),))
     both = Release("r", (alert(1), alert(2)))
-    assert one.idempotency_key == alert(1).alert_id
+    assert one.idempotency_key == alert(1).event_id
+    assert both.event_ids == (alert(1).event_id, alert(2).event_id)
     assert both.idempotency_key == Release("other", (alert(1), alert(2))).idempotency_key
     assert both.idempotency_key.startswith("digest-")
     assert both.idempotency_key != Release("r", (alert(2), alert(1))).idempotency_key
@@ -122,8 +125,8 @@ def play(limiter: RateLimiter, plan, start: datetime = T0, first: int = 0):
         if recipient is None:
             out = limiter.due(now)
         else:
-            event = alert(n, AlertStatus.RESOLVED if n % 2 else AlertStatus.FIRING)
-            offered[recipient].append(event.alert_id)
+            event = alert(n, AlertKind.RESOLVED if n % 2 else AlertKind.FIRED)
+            offered[recipient].append(event.event_id)
             out = limiter.offer(recipient, event, now)
         released += [(now, r) for r in out]
     return offered, released, now
@@ -141,15 +144,15 @@ def drain(limiter: RateLimiter, now: datetime) -> list[tuple[datetime, Release]]
 
 
 @given(limits, steps)
-def test_every_alert_is_sent_exactly_once_alone_or_in_one_digest_in_arrival_order(limit, plan):
+def test_every_event_is_sent_exactly_once_alone_or_in_one_digest_in_arrival_order(limit, plan):
     limiter = RateLimiter(limit)
     offered, released, now = play(limiter, plan)
     released += drain(limiter, now)
     assert limiter.held_count() == 0
     by_recipient: dict[str, list[str]] = defaultdict(list)
     for _, release in released:
-        by_recipient[release.recipient_id] += [a.alert_id for a in release.alerts]
-    assert by_recipient == offered  # same alerts, same order, per recipient
+        by_recipient[release.recipient_id] += [a.event_id for a in release.events]
+    assert by_recipient == offered  # same events, same order, per recipient
     counts = Counter(i for ids in by_recipient.values() for i in ids)
     assert all(c == 1 for c in counts.values())
 

@@ -1,4 +1,5 @@
-"""Routing: an alert goes to its own enterprise and to the supervisors of its region, only."""
+"""Routing: an alert event goes to its own enterprise, the supervisors of its region and the
+operators, only; a regional event (no enterprise) to no enterprise at all."""
 
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,16 +13,18 @@ from alerts.channels.targets import DingTalkTarget, EmailTarget, WebhookTarget, 
 from alerts.rate_limit import RateLimit
 from alerts.routing import (
     EnterpriseRecipient,
+    OperatorRecipient,
     RoutingConfig,
     SupervisorRecipient,
+    everything_to,
     load_routing,
     recipients_for,
     region_covers,
 )
-from contracts.alert_events import AlertEvent, AlertSeverity
+from contracts.alert_events import AlertEvent, AlertKind, AlertSeverity
 from contracts.identifiers import uscc_check_character
 from energywatch.config_files import ConfigFileError
-from tests.strategies import enterprise_codes
+from tests.strategies import alert_events, enterprise_codes
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "plans" / "recipients.example.yaml"
 HEJIN_STEEL = "9114088212JX9EJR64"  # county 140882 (河津), city 140800 (运城)
@@ -30,20 +33,23 @@ COUNTIES = {HEJIN_STEEL: "140882", JISHAN_CEMENT: "140824"}
 EMAIL = (EmailTarget(address="x@y.example"),)
 
 
-def alert_for(code: str) -> AlertEvent:
+def alert_for(code: str | None, region: str | None = None) -> AlertEvent:
     return AlertEvent(
+        event_id="1" * 32,
         alert_id="0" * 32,
+        kind=AlertKind.FIRED,
         rule_id="r",
         severity=AlertSeverity.WARNING,
         enterprise_code=code,
-        subject="M1",
-        period_start=datetime(2026, 1, 1, tzinfo=UTC),
-        window_seconds=900,
-        observed_value=2,
-        threshold_value=1,
-        value_unit="kWh/900s",
+        region_code=region,
+        subject="M1" if code else f"county-{region}",
+        value=2,
+        threshold=1,
+        unit="kWh",
         message="m",
-        raised_at=datetime(2026, 1, 1, tzinfo=UTC),
+        started_at=datetime(2026, 1, 1, tzinfo=UTC),
+        at=datetime(2026, 1, 1, tzinfo=UTC),
+        emitted_at=datetime(2026, 1, 1, tzinfo=UTC),
     )
 
 
@@ -68,6 +74,7 @@ def test_the_example_file_loads_with_every_kind_of_channel_and_keeps_secrets_hid
         "jishan-cement",
         "yuncheng-city",
         "hejin-county",
+        "ops-desk",
     ]
     kinds = {type(c) for r in config.recipients for c in r.channels}
     assert kinds == {WebhookTarget, EmailTarget, DingTalkTarget, WeComTarget}
@@ -80,17 +87,51 @@ def test_the_example_file_loads_with_every_kind_of_channel_and_keeps_secrets_hid
     assert "hejin-steel" not in config.rate_limit_overrides
 
 
-def test_with_the_example_file_an_alert_reaches_its_enterprise_county_and_city_only():
+def test_with_the_example_file_an_alert_reaches_its_enterprise_county_city_and_operators_only():
     config = load_routing(EXAMPLE)
     assert ids(recipients_for(alert_for(HEJIN_STEEL), config, COUNTIES)) == [
         "hejin-steel",
         "yuncheng-city",
         "hejin-county",
+        "ops-desk",
     ]
     assert ids(recipients_for(alert_for(JISHAN_CEMENT), config, COUNTIES)) == [
         "jishan-cement",
         "yuncheng-city",
+        "ops-desk",
     ]
+
+
+def test_a_regional_alert_reaches_the_supervisors_covering_its_region_and_no_enterprise():
+    config = load_routing(EXAMPLE)
+    assert ids(recipients_for(alert_for(None, "140882"), config, COUNTIES)) == [
+        "yuncheng-city",
+        "hejin-county",
+        "ops-desk",
+    ]
+    # a city-wide alert: the city's office, not a county's
+    assert ids(recipients_for(alert_for(None, "140800"), config, COUNTIES)) == [
+        "yuncheng-city",
+        "ops-desk",
+    ]
+    # a regional alert that names no region reaches the operators alone
+    assert ids(recipients_for(alert_for(None), config, COUNTIES)) == ["ops-desk"]
+
+
+def test_an_events_own_region_wins_over_the_register_and_the_credit_code():
+    config = RoutingConfig(recipients=(supervisor("140800"), supervisor("610400")))
+    assert ids(recipients_for(alert_for(HEJIN_STEEL, "610402"), config, COUNTIES)) == ["sup-610400"]
+
+
+def test_without_a_recipients_file_the_one_webhook_hears_of_everything():
+    config = everything_to(
+        WebhookTarget(url="http://127.0.0.1:9/hook"), RateLimit(max_messages=5, per_seconds=60)
+    )
+    [operator] = config.recipients
+    assert isinstance(operator, OperatorRecipient)
+    for event in (alert_for(HEJIN_STEEL), alert_for(None, "140882"), alert_for(None)):
+        assert recipients_for(event, config, {}) == (operator,)
+    assert config.rate_limit_overrides == {"default": RateLimit(max_messages=5, per_seconds=60)}
 
 
 def test_a_city_covers_its_counties_a_county_only_itself_a_province_its_cities():
@@ -142,6 +183,18 @@ def test_an_enterprise_never_receives_another_enterprises_alert(all_codes, data)
     chosen = recipients_for(alert_for(owner), config, county_of)
     enterprises = [r for r in chosen if isinstance(r, EnterpriseRecipient)]
     assert [r.enterprise_code for r in enterprises] == [owner]
+
+
+@given(alert_events(), codes)
+def test_no_enterprise_receives_a_regional_event_or_anothers(event, all_codes):
+    config = RoutingConfig(
+        recipients=tuple(enterprise(code, f"e{i}") for i, code in enumerate(all_codes))
+    )
+    chosen = recipients_for(event, config, {})
+    if event.enterprise_code is None:
+        assert chosen == ()
+    else:
+        assert all(r.enterprise_code == event.enterprise_code for r in chosen)
 
 
 @given(enterprise_codes(), counties, st.lists(counties, min_size=1, max_size=5, unique=True))

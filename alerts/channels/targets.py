@@ -4,6 +4,7 @@ URLs that carry a credential (a DingTalk robot's ``access_token``, a WeCom robot
 every signing secret are ``SecretStr``: they never appear in a repr, a log line or an error.
 """
 
+from collections.abc import Sequence
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
@@ -71,5 +72,18 @@ ChannelTarget = Annotated[
     WebhookTarget | EmailTarget | DingTalkTarget | WeComTarget, Field(discriminator="kind")
 ]
 
-#: The label each channel has in metrics and the delivery outbox (a small fixed set).
+#: The label each channel has in metrics (a small fixed set).
 ChannelName = Literal["webhook", "email", "dingtalk", "wecom"]
+
+
+def target_names(targets: Sequence[ChannelTarget]) -> list[str]:
+    """Each target's name within its recipient, as deliveries are recorded under it: the
+    channel's kind, numbered from the second of a kind on (``email``, ``email-2``). Stable as
+    long as the recipient's channels keep their order."""
+    seen: dict[str, int] = {}
+    names = []
+    for target in targets:
+        seen[target.kind] = seen.get(target.kind, 0) + 1
+        n = seen[target.kind]
+        names.append(target.kind if n == 1 else f"{target.kind}-{n}")
+    return names

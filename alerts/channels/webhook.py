@@ -1,16 +1,21 @@
-"""The webhook channel: a signed JSON POST to the recipient's own endpoint.
+"""The webhook channel: a signed JSON POST of a ``WebhookNotification`` to the recipient's own
+endpoint.
 
-Signing is ``alerts.webhook``'s (``X-EnergyWatch-Signature`` over ``<timestamp>.<body>``),
-re-done with a fresh timestamp on every attempt so a retried request is not rejected as
-stale. ``Idempotency-Key`` stays the same across attempts, so the receiver keeps one copy.
+Receivers verify ``X-EnergyWatch-Signature`` (HMAC-SHA256 of ``<timestamp>.<body>`` with the
+shared secret, as Stripe and GitHub do) and de-duplicate on ``Idempotency-Key``. The
+signature is re-done with a fresh timestamp on every attempt so a retried request is not
+rejected as stale; the key stays the same across attempts, so the receiver keeps one copy.
 """
 
+import hashlib
+import hmac
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Final, Literal
 
 import httpx
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from alerts.channels.delivery import (
     DeliveryResult,
@@ -23,23 +28,43 @@ from alerts.channels.delivery import (
 )
 from alerts.channels.render import RenderedMessage
 from alerts.channels.targets import WebhookTarget
-from alerts.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, WebhookRequest, sign
 from contracts.alert_events import AlertEvent
 
-NOTIFICATION_SCHEMA_VERSION: Final = 1
+NOTIFICATION_SCHEMA_VERSION: Final = 2
+SIGNATURE_HEADER: Final = "X-EnergyWatch-Signature"
+TIMESTAMP_HEADER: Final = "X-EnergyWatch-Timestamp"
+IDEMPOTENCY_HEADER: Final = "Idempotency-Key"
 
 
 class WebhookNotification(BaseModel):
-    """The body of a notification webhook: one alert or a digest of several, with the text a
-    person would read and every alert event it covers."""
+    """The body of a notification webhook: one alert event, or a digest of several held back
+    by a rate limit, with the text a person would read and every event it covers.
+
+    ``idempotency_key`` is the event id of a single notification, or a digest of the event ids
+    for a digest; it is also the ``Idempotency-Key`` header."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
-    schema_version: Literal[1] = NOTIFICATION_SCHEMA_VERSION
-    idempotency_key: str
+    schema_version: Literal[2] = NOTIFICATION_SCHEMA_VERSION
+    idempotency_key: str = Field(min_length=1, max_length=128)
     digest: bool
     title: str
     text: str
-    alerts: tuple[AlertEvent, ...]
+    events: tuple[AlertEvent, ...] = Field(min_length=1)
+
+
+@dataclass(frozen=True)
+class WebhookRequest:
+    body: bytes
+    headers: dict[str, str]
+
+
+def sign(secret: bytes, timestamp: str, body: bytes) -> str:
+    digest = hmac.new(secret, timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+    return f"sha256={digest}"
+
+
+def verify(secret: bytes, timestamp: str, body: bytes, signature: str) -> bool:
+    return hmac.compare_digest(sign(secret, timestamp, body), signature)
 
 
 def build_webhook_request(
@@ -51,12 +76,12 @@ def build_webhook_request(
         digest=message.is_digest,
         title=message.title,
         text=message.text,
-        alerts=message.alerts,
+        events=message.events,
     )
     body = notification.model_dump_json().encode()
     headers = {
         "Content-Type": "application/json; charset=utf-8",
-        "Idempotency-Key": idempotency_key,
+        IDEMPOTENCY_HEADER: idempotency_key,
         TIMESTAMP_HEADER: timestamp,
         "User-Agent": "energywatch-notifier",
     }
