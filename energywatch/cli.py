@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry
 from rich.console import Console
 
 from energywatch import (
+    alerts_commands,
     export_commands,
     hj212_commands,
     ingest_commands,
@@ -85,10 +86,12 @@ def worker(loglevel: str = "info") -> None:
     faust.Worker(faust_app, loglevel=loglevel).execute_from_commandline()
 
 
-@app.command()
-def notifier(loglevel: str = "info") -> None:
+@app.command("notify")
+def notify(loglevel: str = "info") -> None:
     """Deliver alert events to the recipients in EW_RECIPIENTS_PATH over their channels
     (webhook, e-mail, DingTalk, WeCom), or, without that file, all of them to EW_WEBHOOK_URL."""
+    from rich.markup import escape
+
     from alerts.metrics import NotifierMetrics
     from alerts.notifier import create_notifier
     from energywatch.metrics_endpoint import serve_metrics
@@ -98,8 +101,8 @@ def notifier(loglevel: str = "info") -> None:
     registry = CollectorRegistry()
     try:
         service = create_notifier(settings, NotifierMetrics.create(registry))
-    except ValueError as exc:
-        console.print(f"[red]{exc}[/red]")
+    except ValueError as exc:  # ConfigFileError is one
+        console.print(f"[red]{escape(str(exc))}[/red]")
         raise typer.Exit(2) from exc
     port = serve_metrics(
         settings, settings.notifier_group_id, settings.notifier_metrics_port, registry
@@ -115,10 +118,13 @@ def notifier(loglevel: str = "info") -> None:
     asyncio.run(main())
 
 
+# the command's earlier name, still used by docker-compose.yml
+app.command("notifier", hidden=True)(notify)
 app.add_typer(register_commands.app, name="register")
 app.add_typer(plans_commands.app, name="plans", help="Plan files: validate them.")
 app.add_typer(hj212_commands.app, name="hj212", help="HJ 212 packets: decode them.")
 app.add_typer(ingest_commands.app, name="ingest", help="Ingest gateways: HJ 212, HTTPS, MQTT.")
+app.add_typer(alerts_commands.app, name="alerts", help="Alert services: evaluator, notifier, API.")
 app.command()(simulation_commands.simulate)
 app.command()(simulation_commands.replay)
 app.command()(export_commands.export)

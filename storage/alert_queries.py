@@ -23,10 +23,10 @@ from typing import Any, Final
 import psycopg
 from psycopg import sql
 from psycopg.rows import TupleRow
-from psycopg.types.json import Jsonb
 
 from contracts.alert_commands import AlertCommand
 from contracts.alert_events import AlertEvent, AlertSeverity
+from storage import alert_store
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND: Final = timedelta(microseconds=1)
@@ -333,16 +333,9 @@ async def silence_visible(
 async def insert_command(
     conn: psycopg.AsyncConnection[TupleRow], command: AlertCommand, requested_by: str
 ) -> int:
-    """Record a request for the evaluator; its ``command_id``."""
-    async with conn.transaction():
-        cur = await conn.execute(
-            "INSERT INTO alert_commands (kind, payload, requested_by) VALUES (%s, %s, %s) "
-            "RETURNING command_id",
-            (command.kind, Jsonb(command.model_dump(mode="json")), requested_by),
-        )
-        row = await cur.fetchone()
-    assert row is not None  # INSERT ... RETURNING returns the row it inserted
-    return int(row[0])
+    """Record a request for the evaluator (and ring its doorbell); its ``command_id``."""
+    async with conn.transaction(), conn.cursor() as cur:
+        return await alert_store.queue_command(cur, command, requested_by)
 
 
 async def get_command(
