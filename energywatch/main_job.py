@@ -11,7 +11,8 @@
 
 The demo database (``energywatch_demo``) is recreated at the start and kept afterwards, so
 the Alerts API and dashboards can look at the result. Scenario data lies in the past, so its
-alerts are replays; the demo asks for them to be sent anyway (``EW_SEND_REPLAYS``).
+alerts are replays; the demo asks for them to be sent anyway (``EW_SEND_REPLAYS``), and
+judges silent devices on the data's own clock (``EW_EVALUATOR_CLOCK=data``).
 """
 
 import asyncio
@@ -46,6 +47,7 @@ from simulators.runner import Simulation
 from simulators.scenario import HeavyPollutionAlert, Scenario, load_scenario
 from stack import StackError, StackSettings
 from stack import up as stack_up
+from storage import alert_store
 from storage.migrate import migrate
 from storage.rollup_queries import SubjectKind, rollups
 from storage.scratch_databases import recreate_database
@@ -101,6 +103,7 @@ class MainJob:
                 "EW_REGISTER_PATH": str(workdir / "register.yaml"),
                 "EW_RECIPIENTS_PATH": str(workdir / "recipients.yaml"),
                 "EW_SEND_REPLAYS": "true",
+                "EW_EVALUATOR_CLOCK": "data",
                 "EW_EVALUATOR_SWEEP_SECONDS": "5",
                 **{
                     f"EW_{name}_METRICS_PORT": "0"
@@ -258,13 +261,9 @@ class MainJob:
             settings.database_url.get_secret_value()
         ) as conn:
             await migrate(conn)
-            async with conn.transaction():
+            async with conn.transaction(), conn.cursor() as cur:
                 for command in commands:
-                    await conn.execute(
-                        "INSERT INTO alert_commands (kind, payload, requested_by) "
-                        "VALUES (%s, %s, %s)",
-                        (command.kind, command.model_dump_json(), "main job (demo operator)"),
-                    )
+                    await alert_store.queue_command(cur, command, "admin:main-job")
 
     def _produce(self, settings: Settings, scenario: Scenario) -> Counter[str]:
         topics = {
@@ -443,4 +442,3 @@ async def _history(settings: Settings) -> list[AlertEvent]:
         cur = await conn.execute("SELECT payload FROM alert_history ORDER BY emitted_at, event_id")
         rows = await cur.fetchall()
     return [AlertEvent.model_validate(row[0]) for row in rows]
-

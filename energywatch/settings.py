@@ -90,6 +90,12 @@ class Settings(BaseSettings):
         description="how often every rule is re-judged even without new data (silent devices, "
         "repeats, forecasts)",
     )
+    evaluator_clock: str = Field(
+        default="wall",
+        pattern="^(wall|data)$",
+        description="judge silent devices against the wall clock, or (for replays of past "
+        "data) against the latest data time heard",
+    )
     send_replays: bool = Field(
         default=False, description="also notify alerts raised while replaying old data"
     )

@@ -312,10 +312,16 @@ class MeterDay:
     day_start: datetime
     readings: int
     covered_seconds: int
+    #: the meter has data on this day or an earlier one: it was being monitored (a day
+    #: before a meter's first data says nothing about its completeness)
+    monitored: bool = True
 
 
 _METER_DAYS = """
-SELECT d.meter_id, d.day_start, coalesce(sum(r.readings), 0), coalesce(sum(r.covered_seconds), 0)
+SELECT d.meter_id, d.day_start, coalesce(sum(r.readings), 0), coalesce(sum(r.covered_seconds), 0),
+       EXISTS (SELECT 1 FROM energy_rollups e WHERE e.subject_kind = 'meter'
+               AND e.subject = d.meter_id AND e.window_size = '1d'
+               AND e.period_start <= d.day_start)
 FROM unnest(%(meters)s::text[], %(starts)s::timestamptz[]) AS d(meter_id, day_start)
 LEFT JOIN energy_rollups r ON r.subject_kind = 'meter' AND r.subject = d.meter_id
     AND r.window_size = '1d' AND r.period_start = d.day_start AND r.energy_type <> 'all'
@@ -343,7 +349,7 @@ async def meter_days(
             "last": max(starts),
         },
     )
-    return [MeterDay(m, _utc(at), int(n), int(s)) for m, at, n, s in rows]
+    return [MeterDay(m, _utc(at), int(n), int(s), bool(seen)) for m, at, n, s, seen in rows]
 
 
 @dataclass(frozen=True, slots=True)

@@ -71,6 +71,13 @@ class DeviceSilence:
         if known is None or start >= known.last_start:
             self._devices[device] = _Heard(start, interval_seconds, enterprise_code)
 
+    def latest(self) -> datetime | None:
+        """The end of the latest period heard from any device (the data's own clock)."""
+        ends = [
+            h.last_start + timedelta(seconds=h.interval_seconds) for h in self._devices.values()
+        ]
+        return max(ends, default=None)
+
     def forget(self, device: str) -> None:
         """Stop watching ``device`` (decommissioned): no more conditions about it."""
         self._devices.pop(device, None)

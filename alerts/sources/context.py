@@ -114,6 +114,10 @@ class RuleContext:
     #: Declarations that ended longer ago than this are forgotten (generous: a replay of last
     #: winter still finds its declarations, and a city makes a handful a year).
     declaration_retention: timedelta = timedelta(days=366)
+    #: Judge time-driven rules (silent devices, the last settled hour) at the latest data
+    #: time heard instead of the wall clock: for replays of past data, where every device
+    #: would otherwise look silent since the replay's end (``EW_EVALUATOR_CLOCK=data``).
+    data_clock: bool = False
 
 
 def load_rule_context(settings: Settings) -> RuleContext:
@@ -135,7 +139,12 @@ def load_rule_context(settings: Settings) -> RuleContext:
                 f"{settings.statistics_path}: illustrative numbers (# status: illustrative) "
                 "are not statistics; give the statistics bureau's figures"
             )
-    return RuleContext(register=register, plans=tuple(plans.values()), statistics=statistics)
+    return RuleContext(
+        register=register,
+        plans=tuple(plans.values()),
+        statistics=statistics,
+        data_clock=settings.evaluator_clock == "data",
+    )
 
 
 class Placed(Protocol):

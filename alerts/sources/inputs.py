@@ -123,11 +123,14 @@ class RuleInputs:
     async def on_tick(
         self, conn: psycopg.AsyncConnection[TupleRow], now: datetime
     ) -> list[Condition]:
-        """Device silence, the heavy-pollution response and the barometer at ``now``."""
+        """Device silence, the heavy-pollution response and the barometer at ``now`` (or, with
+        ``context.data_clock``, at the latest data time heard, if earlier)."""
         if not self._primed:
             everyone: dict[str, datetime | None] = dict.fromkeys(self._lookup.enterprises)
             await self._hear(conn, everyone, everyone)
             self._primed = True
+        if self.context.data_clock:
+            now = min(now, self._silence.latest() or now)
         settled = now - self.context.settle
         self._heavy.prune(now - self.context.declaration_retention)
         conditions = self._silence.evaluate(now)

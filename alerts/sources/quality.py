@@ -47,6 +47,8 @@ async def judge_completeness(
             pairs += [(meter.meter_id, start) for start in days]
     conditions = []
     for row in await meter_days(conn, pairs):
+        if not row.monitored:
+            continue  # before the meter's first data: not yet monitored, not incomplete
         interval = (
             row.covered_seconds // row.readings if row.readings else _DEFAULT_INTERVAL_SECONDS
         )
