@@ -475,6 +475,41 @@ def test_the_day_before_a_meters_first_data_is_not_judged_incomplete(database_se
 
 
 @services
+def test_a_day_the_streams_watermark_has_not_passed_is_not_judged_yet(database_settings):
+    # a replay: the wall clock is months later, but the stream has only reached 3 March 05:00
+    day = cst(2025, 3, 2)
+
+    async def scenario():
+        async with await connect(database_settings) as conn:
+            await put_rollup(
+                conn,
+                "meter",
+                EL,
+                WindowSize.DAY,
+                day,
+                energy_type="electricity",
+                readings=33,  # the rest of the day is still on its way
+                covered_seconds=33 * 900,
+            )
+            await conn.execute(
+                "INSERT INTO stream_progress (consumer, topic, partition, next_offset, watermark)"
+                " VALUES ('w', 'readings', 0, 1, %s)",
+                (cst(2025, 2, 28),),
+            )
+            await conn.commit()
+            dirty = [Dirty(CEMENT, "readings", cst(2025, 3, 2, 8))]
+            november = cst(2025, 11, 20)
+            behind = context(readings_topic="readings", stream_consumer="w")
+            wall = await RuleInputs(context()).on_dirty(conn, dirty, november)
+            return wall, await RuleInputs(behind).on_dirty(conn, dirty, november)
+
+    wall, behind = run(scenario)
+    judged = [c.subject for c in wall if c.rule_id == "data-quality.completeness" and c.met]
+    assert EL in judged  # on the wall clock alone, the half-stored day looks incomplete
+    assert [c for c in behind if c.rule_id == "data-quality.completeness"] == []
+
+
+@services
 def test_a_meter_with_86_of_96_uploads_on_a_day_is_incomplete_and_judged_the_next_morning(
     database_settings,
 ):

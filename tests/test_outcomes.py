@@ -60,12 +60,11 @@ def test_an_alert_in_the_window_meets_fires_and_one_outside_does_not():
 
 
 def test_silent_expectations_fail_on_any_alert_of_the_rule_about_the_subject():
-    cement = FLEET.enterprise("jx-cement").code
-    check = results([event("heavy-pollution.response", cement, cst(13))])
-    assert not check[("heavy-pollution.response", "jx-cement")].met
+    methanol = FLEET.enterprise("wx-methanol").code
+    check = results([event("heavy-pollution.response", methanol, cst(13))])
+    assert not check[("heavy-pollution.response", "wx-methanol")].met
     assert check[("heavy-pollution.response", "hj-steel")].why == "never fired"
     # another rule, or another subject, does not break the silence
-    methanol = FLEET.enterprise("wx-methanol").code
     other = results([event("energy-budget.unit.share", methanol, cst(13))])
     assert other[("energy-budget.unit.pace", "wx-methanol")].met
 

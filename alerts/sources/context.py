@@ -118,6 +118,11 @@ class RuleContext:
     #: time heard instead of the wall clock: for replays of past data, where every device
     #: would otherwise look silent since the replay's end (``EW_EVALUATOR_CLOCK=data``).
     data_clock: bool = False
+    #: Whose watermark says which periods the stream has finished: a period is judged only
+    #: once it ended ``settle`` before both the wall clock and this watermark (None: the wall
+    #: clock alone).
+    readings_topic: str | None = None
+    stream_consumer: str | None = None
 
 
 def load_rule_context(settings: Settings) -> RuleContext:
@@ -144,6 +149,8 @@ def load_rule_context(settings: Settings) -> RuleContext:
         plans=tuple(plans.values()),
         statistics=statistics,
         data_clock=settings.evaluator_clock == "data",
+        readings_topic=settings.readings_topic,
+        stream_consumer=settings.worker_app_id,
     )
 
 

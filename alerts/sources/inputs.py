@@ -37,6 +37,7 @@ from alerts.sources.voc import judge_voc
 from contracts.alert_commands import DeclareEmergency
 from storage.alert_dirty import Dirty
 from storage.alert_inputs import LastHeard, meters_last_heard, monitors_last_heard
+from storage.rollup_queries import stream_watermark
 
 SNAPSHOT_VERSION: Final = 1
 READINGS: Final = "readings"
@@ -81,7 +82,8 @@ class RuleInputs:
         readings = _earliest(dirty, {READINGS})
         voc = _earliest(dirty, {VOC})
         energy_or_output = _earliest(dirty, {READINGS, PRODUCTION})
-        settled = now - self.context.settle
+        stream_now = await self._stream_now(conn, now)
+        settled = stream_now - self.context.settle
         lookup = self._lookup
         conditions = await judge_voc(conn, lookup, voc, now)
         conditions += await judge_budgets(conn, lookup, readings, now)
@@ -90,8 +92,19 @@ class RuleInputs:
         conditions += await judge_monthly_deviation(conn, lookup, energy_or_output, settled)
         hours = hours_after_changes(lookup, self._heavy, readings, settled)
         conditions += await judge_heavy_pollution(conn, lookup, self._heavy, hours)
+        if self.context.data_clock:  # time moves with the data: silences are judged as it does
+            conditions += self._silence.evaluate(stream_now)
         await self._hear(conn, readings, voc)
         return _in_order(conditions)
+
+    async def _stream_now(self, conn: psycopg.AsyncConnection[TupleRow], now: datetime) -> datetime:
+        """``now``, or the stream's watermark if it is behind (a replay, a lagging stream):
+        a period is settled only once the stream has passed it."""
+        topic = self.context.readings_topic
+        if topic is None:
+            return now
+        mark = await stream_watermark(conn, topic, self.context.stream_consumer)
+        return now if mark is None else min(now, mark)
 
     async def _hear(
         self,
@@ -129,9 +142,10 @@ class RuleInputs:
             everyone: dict[str, datetime | None] = dict.fromkeys(self._lookup.enterprises)
             await self._hear(conn, everyone, everyone)
             self._primed = True
+        stream_now = await self._stream_now(conn, now)
         if self.context.data_clock:
-            now = min(now, self._silence.latest() or now)
-        settled = now - self.context.settle
+            now = min(stream_now, self._silence.latest() or stream_now)
+        settled = stream_now - self.context.settle
         self._heavy.prune(now - self.context.declaration_retention)
         conditions = self._silence.evaluate(now)
         hours = last_settled_hour(self._lookup, self._heavy, settled)
