@@ -26,47 +26,28 @@ from typing import Final
 
 import psycopg
 import yaml
-from psycopg.rows import TupleRow
 from pydantic import SecretStr
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
 from alerts.webhook_receiver import WebhookReceiver
-from contracts.alert_commands import DeclareEmergency
 from contracts.alert_events import AlertEvent
 from contracts.identifiers import CHINA_STANDARD_TIME
+from energywatch import demo
 from energywatch.kafka_topics import recreate_topics
 from energywatch.service_process import ServiceProcess
 from energywatch.settings import Settings
-from simulators.credentials import register_for_fleet
-from simulators.kafka_sink import KafkaRecordSink
 from simulators.outcomes import OutcomeCheck, check_outcomes
-from simulators.records import Channel
-from simulators.runner import Simulation
-from simulators.scenario import HeavyPollutionAlert, Scenario, load_scenario
+from simulators.scenario import Scenario, load_scenario
 from stack import StackError, StackSettings
 from stack import up as stack_up
-from storage import alert_store
-from storage.migrate import migrate
 from storage.rollup_queries import SubjectKind, rollups
 from storage.scratch_databases import recreate_database
 from stream.windows import WindowSize
 
 DEMO_DATABASE: Final = "energywatch_demo"
 DEMO_PREFIX: Final = "energywatch-demo"
-SUPERVISOR_ID: Final = "city-energy-office"
-
-
-@dataclass(frozen=True)
-class DemoProgress:
-    readings: int
-    voc_samples: int
-    reports: int
-    dirty: int
-    unpublished: int
-    events: int
-    notifications: int
 
 
 @dataclass
@@ -95,9 +76,22 @@ class MainJob:
             WebhookReceiver(supervisor_secret.encode()) as supervisor,
             WebhookReceiver(enterprise_secret.encode()) as enterprise,
         ):
-            told_enterprise = self._write_inputs(
-                scenario, workdir, supervisor.url, supervisor_secret, enterprise, enterprise_secret
+            (workdir / "register.yaml").write_text(
+                yaml.safe_dump(
+                    demo.scenario_register(scenario).model_dump(mode="json"),
+                    allow_unicode=True,
+                    sort_keys=False,
+                ),
+                encoding="utf-8",
             )
+            recipients, told_enterprise = demo.recipients_document(
+                scenario,
+                (supervisor.url, supervisor_secret),
+                (enterprise.url, enterprise_secret),
+            )
+            path = workdir / "recipients.yaml"
+            path.write_text(yaml.safe_dump(recipients, allow_unicode=True), encoding="utf-8")
+            path.chmod(0o600)  # it holds the webhook secrets
             env = {
                 **settings.as_env(),
                 "EW_REGISTER_PATH": str(workdir / "register.yaml"),
@@ -143,55 +137,6 @@ class MainJob:
         recreate_topics(demo)  # an earlier run's records would be consumed again
         return demo
 
-    def _write_inputs(
-        self,
-        scenario: Scenario,
-        workdir: Path,
-        supervisor_url: str,
-        supervisor_secret: str,
-        enterprise: WebhookReceiver,
-        enterprise_secret: str,
-    ) -> str:
-        """The scenario's register and the recipients file; returns the code of the one
-        enterprise with its own webhook (the first the scenario expects an alert about)."""
-        years = range(scenario.config.start.year, scenario.end.year + 1)
-        register = register_for_fleet(scenario.fleet, scenario.plan.voc_monitors, years)
-        (workdir / "register.yaml").write_text(
-            yaml.safe_dump(register.model_dump(mode="json"), allow_unicode=True, sort_keys=False),
-            encoding="utf-8",
-        )
-        fired = [e for e in scenario.config.expected if e.outcome == "fires"]
-        told = scenario.fleet.enterprise(fired[0].subject.split("/")[0])
-        city = told.city
-        recipients = {
-            "version": 1,
-            "default_rate_limit": {"max_messages": 1000, "per_seconds": 60},
-            "recipients": [
-                {
-                    "kind": "supervisor",
-                    "id": SUPERVISOR_ID,
-                    "name": f"{city.code} energy-conservation supervision office",
-                    "region_code": city.division,
-                    "channels": [
-                        {"kind": "webhook", "url": supervisor_url, "secret": supervisor_secret}
-                    ],
-                },
-                {
-                    "kind": "enterprise",
-                    "id": told.id,
-                    "name": told.name,
-                    "enterprise_code": told.code,
-                    "channels": [
-                        {"kind": "webhook", "url": enterprise.url, "secret": enterprise_secret}
-                    ],
-                },
-            ],
-        }
-        path = workdir / "recipients.yaml"
-        path.write_text(yaml.safe_dump(recipients, allow_unicode=True), encoding="utf-8")
-        path.chmod(0o600)  # it holds the webhook secrets
-        return told.code
-
     # -- the run -----------------------------------------------------------------------------
 
     def _drive(
@@ -204,12 +149,18 @@ class MainJob:
         told_enterprise: str,
         started: float,
     ) -> int:
-        asyncio.run(self._declare_emergencies(settings, scenario))
-        produced = self._produce(settings, scenario)
+        asyncio.run(demo.declare_emergencies(settings, scenario))
+        with Progress(console=self.console, transient=True) as bar:
+            task = bar.add_task(f"simulating {scenario.config.name}", total=1.0)
+            produced = demo.produce(settings, scenario, lambda f: bar.update(task, completed=f))
+        self.console.print(
+            "simulator produced "
+            + ", ".join(f"{n:,} {channel}" for channel, n in sorted(produced.items()))
+        )
         produce_started = time.monotonic()
         final = asyncio.run(self._wait(settings, produced, services))
         pipeline_seconds = time.monotonic() - produce_started
-        events = asyncio.run(_history(settings))
+        events = asyncio.run(demo.alert_history(settings))
         checks = check_outcomes(scenario, events)
         self._print_alerts(events)
         self._print_checks(checks)
@@ -240,67 +191,14 @@ class MainJob:
         self.console.print("[green]every expected outcome happened[/green]")
         return 0
 
-    async def _declare_emergencies(self, settings: Settings, scenario: Scenario) -> None:
-        """What a city's operator would do through the Alerts API: declare, then lift."""
-        commands: list[DeclareEmergency] = []
-        for situation in scenario.config.situations:
-            if isinstance(situation, HeavyPollutionAlert):
-                lead = situation.lead_hours
-                commands += [
-                    DeclareEmergency(
-                        city=situation.city,
-                        level=situation.level,
-                        at=situation.start,
-                        lead_time_hours=lead,
-                    ),
-                    DeclareEmergency(city=situation.city, level=None, at=situation.end),
-                ]
-        if not commands:
-            return
-        async with await psycopg.AsyncConnection.connect(
-            settings.database_url.get_secret_value()
-        ) as conn:
-            await migrate(conn)
-            async with conn.transaction(), conn.cursor() as cur:
-                for command in commands:
-                    await alert_store.queue_command(cur, command, "admin:main-job")
-
-    def _produce(self, settings: Settings, scenario: Scenario) -> Counter[str]:
-        topics = {
-            Channel.READINGS: settings.readings_topic,
-            Channel.VOC: settings.voc_topic,
-            Channel.PRODUCTION: settings.production_topic,
-        }
-        produced: Counter[str] = Counter()
-        simulation = Simulation(scenario.plan)
-        span = scenario.end - scenario.config.start
-        with (
-            KafkaRecordSink(settings.kafka_bootstrap, topics) as sink,
-            Progress(console=self.console, transient=True) as progress,
-        ):
-            task = progress.add_task(
-                f"simulating {scenario.config.name}", total=span.total_seconds()
-            )
-            for record in simulation.records():
-                sink.send(record)
-                produced[record.channel.value] += 1
-                if produced.total() % 5000 == 0:
-                    done = (record.emit_at - scenario.config.start).total_seconds()
-                    progress.update(task, completed=done)
-        self.console.print(
-            "simulator produced "
-            + ", ".join(f"{n:,} {channel}" for channel, n in sorted(produced.items()))
-        )
-        return produced
-
     async def _wait(
         self, settings: Settings, produced: Counter[str], services: list[ServiceProcess]
-    ) -> DemoProgress:
+    ) -> demo.DemoProgress:
         """Until everything is stored, nothing is left to judge or publish, and nothing new has
         happened for a few seconds (or the timeout)."""
         deadline = time.monotonic() + self.timeout_seconds
         quiet_since = time.monotonic()
-        last: DemoProgress | None = None
+        last: demo.DemoProgress | None = None
         async with await psycopg.AsyncConnection.connect(
             settings.database_url.get_secret_value(), autocommit=True
         ) as conn:
@@ -310,7 +208,7 @@ class MainJob:
                     if dead:
                         self.console.print(f"[red]{', '.join(dead)} exited[/red]")
                         break
-                    now = await _progress(conn)
+                    now = await demo.pipeline_progress(conn)
                     status.update(
                         f"stored {now.readings:,}/{produced.get('readings', 0):,} readings, "
                         f"{now.voc_samples:,}/{produced.get('voc', 0):,} VOC samples; "
@@ -323,7 +221,7 @@ class MainJob:
                     if settled and time.monotonic() - quiet_since > 8:
                         break
                     await asyncio.sleep(0.5)
-            return await _progress(conn)
+            return await demo.pipeline_progress(conn)
 
     # -- the report --------------------------------------------------------------------------
 
@@ -367,7 +265,7 @@ class MainJob:
             table.add_column(column)
         supervisor_events = supervisor.unique_alerts()
         table.add_row(
-            f"supervisor ({SUPERVISOR_ID})",
+            f"supervisor ({demo.SUPERVISOR_ID})",
             str(len(supervisor.notifications)),
             str(len(supervisor_events)),
             "-",
@@ -410,35 +308,3 @@ class MainJob:
 
 
 _RANK: Final = {"info": 0, "notice": 1, "warning": 2, "critical": 3}
-
-
-async def _count(conn: psycopg.AsyncConnection[TupleRow], sql: str) -> int:
-    try:
-        cur = await conn.execute(sql)
-        row = await cur.fetchone()
-        return int(row[0]) if row else 0
-    except psycopg.errors.UndefinedTable:
-        return 0  # not migrated yet
-
-
-async def _progress(conn: psycopg.AsyncConnection[TupleRow]) -> DemoProgress:
-    return DemoProgress(
-        readings=await _count(conn, "SELECT count(*) FROM meter_readings"),
-        voc_samples=await _count(conn, "SELECT count(*) FROM voc_samples"),
-        reports=await _count(conn, "SELECT count(*) FROM product_output_reports"),
-        dirty=await _count(conn, "SELECT count(*) FROM alert_dirty"),
-        unpublished=await _count(
-            conn, "SELECT count(*) FROM alert_history WHERE published_at IS NULL"
-        ),
-        events=await _count(conn, "SELECT count(*) FROM alert_history"),
-        notifications=await _count(conn, "SELECT count(*) FROM alert_notifications"),
-    )
-
-
-async def _history(settings: Settings) -> list[AlertEvent]:
-    async with await psycopg.AsyncConnection.connect(
-        settings.database_url.get_secret_value()
-    ) as conn:
-        cur = await conn.execute("SELECT payload FROM alert_history ORDER BY emitted_at, event_id")
-        rows = await cur.fetchall()
-    return [AlertEvent.model_validate(row[0]) for row in rows]

@@ -504,3 +504,22 @@ def test_lifting_the_alert_removes_the_line_and_declarations_survive_a_restart()
     assert restored.snapshot() == response.snapshot()
     assert restored.evaluate(CLINKER_B, before) == response.evaluate(CLINKER_B, before)
     assert restored.evaluate(CLINKER_B, before).severity is Severity.WARNING
+
+
+def test_on_the_data_clock_each_feed_is_judged_at_its_own_progress_and_gaps_are_not():
+    tracker = DeviceSilence(DeviceSilenceConfig(), ChinaCalendar.load())
+    # most meters have reached Monday 9 March (one partition lags to Sunday 8th); one meter
+    # stopped on Tuesday 3 March. The VOC feed has only reached Friday 6 March 12:00.
+    for meter in ("EL01", "EL02", "EL03"):
+        tracker.heard(meter, cst(2026, 3, 9, 10), 900, UNIT, feed="readings")
+    tracker.heard("EL04", cst(2026, 3, 8, 10), 900, UNIT, feed="readings")
+    tracker.heard("EL05", cst(2026, 3, 3, 12), 900, UNIT, feed="readings")
+    tracker.heard("VOC1", cst(2026, 3, 6, 12), 60, UNIT, feed="voc")
+    judged = tracker.evaluate(cst(2026, 11, 20), data_clock=True)
+    assert {c.rule_id for c in judged} == {"data-quality.offline"}
+    offline = {c.subject for c in judged if c.met}
+    # judged at the lower quartile, Sunday 8th: the lagging partition is not silent, the
+    # stopped meter is (Wed, Thu, Fri: more than 2 working days), the VOC feed is current
+    assert offline == {"EL05"}
+    on_the_wall = tracker.evaluate(cst(2026, 11, 20))
+    assert {c.subject for c in on_the_wall if c.met} == {f"EL0{i}" for i in range(1, 6)} | {"VOC1"}

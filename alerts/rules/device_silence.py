@@ -42,6 +42,7 @@ class _Heard:
     last_start: datetime  # the latest period start received, UTC
     interval_seconds: int
     enterprise_code: str | None
+    feed: str = ""  # where its data comes from ("readings", "voc"): its own clock in a replay
 
 
 class DeviceSilence:
@@ -59,9 +60,10 @@ class DeviceSilence:
         period_start: datetime,
         interval_seconds: int,
         enterprise_code: str | None = None,
+        feed: str = "",
     ) -> None:
         """Record data for ``device``'s period starting ``period_start``; late data for an
-        older period changes nothing."""
+        older period changes nothing. ``feed`` names the stream the device's data comes by."""
         if period_start.tzinfo is None:
             raise ValueError("period_start must be timezone-aware")
         if interval_seconds <= 0:
@@ -69,24 +71,35 @@ class DeviceSilence:
         start = period_start.astimezone(UTC)
         known = self._devices.get(device)
         if known is None or start >= known.last_start:
-            self._devices[device] = _Heard(start, interval_seconds, enterprise_code)
-
-    def latest(self) -> datetime | None:
-        """The end of the latest period heard from any device (the data's own clock)."""
-        ends = [
-            h.last_start + timedelta(seconds=h.interval_seconds) for h in self._devices.values()
-        ]
-        return max(ends, default=None)
+            self._devices[device] = _Heard(start, interval_seconds, enterprise_code, feed)
 
     def forget(self, device: str) -> None:
         """Stop watching ``device`` (decommissioned): no more conditions about it."""
         self._devices.pop(device, None)
 
-    def evaluate(self, now: datetime) -> list[Condition]:
-        """Each watched device's gap and offline conditions at ``now``, by device id."""
-        conditions = []
+    def evaluate(self, now: datetime, *, data_clock: bool = False) -> list[Condition]:
+        """Each watched device's gap and offline conditions at ``now``, by device id.
+
+        On the ``data_clock`` (replays of past data), each device is judged at the time
+        most of its own feed has reached (the lower quartile of its devices' latest data; a
+        feed of fewer than four devices, its latest), if earlier than ``now``, and only for
+        being offline: feeds and their partitions are replayed at different speeds, so
+        minutes-long gaps mean nothing there, while a device days behind its peers is
+        silent."""
+        ends: dict[str, list[datetime]] = {}
+        for heard in self._devices.values():
+            end = heard.last_start + timedelta(seconds=heard.interval_seconds)
+            ends.setdefault(heard.feed, []).append(end)
+        reached = {
+            feed: sorted(times)[len(times) // 4] if len(times) >= 4 else max(times)
+            for feed, times in ends.items()
+        }
+        conditions: list[Condition] = []
         for device in sorted(self._devices):
-            conditions.extend(self._device_conditions(device, self._devices[device], now))
+            heard = self._devices[device]
+            at = min(now, reached[heard.feed]) if data_clock else now
+            judged = self._device_conditions(device, heard, at)
+            conditions.extend(c for c in judged if not data_clock or c.rule_id == OFFLINE_RULE)
         return conditions
 
     def _device_conditions(self, device: str, heard: _Heard, now: datetime) -> list[Condition]:
@@ -142,6 +155,7 @@ class DeviceSilence:
                     "last_start": heard.last_start.isoformat(),
                     "interval_seconds": heard.interval_seconds,
                     "enterprise_code": heard.enterprise_code,
+                    "feed": heard.feed,
                 }
                 for device, heard in sorted(self._devices.items())
             ]
@@ -158,5 +172,6 @@ class DeviceSilence:
                 datetime.fromisoformat(row["last_start"]),
                 int(row["interval_seconds"]),
                 row["enterprise_code"],
+                row.get("feed", ""),
             )
         return tracker

@@ -92,9 +92,9 @@ class RuleInputs:
         conditions += await judge_monthly_deviation(conn, lookup, energy_or_output, settled)
         hours = hours_after_changes(lookup, self._heavy, readings, settled)
         conditions += await judge_heavy_pollution(conn, lookup, self._heavy, hours)
-        if self.context.data_clock:  # time moves with the data: silences are judged as it does
-            conditions += self._silence.evaluate(stream_now)
         await self._hear(conn, readings, voc)
+        if self.context.data_clock:  # time moves with the data: silences are judged as it does
+            conditions += self._silence.evaluate(stream_now, data_clock=True)
         return _in_order(conditions)
 
     async def _stream_now(self, conn: psycopg.AsyncConnection[TupleRow], now: datetime) -> datetime:
@@ -122,13 +122,13 @@ class RuleInputs:
             for code, first in voc.items()
             for monitor in self._lookup.monitors.get(code, ())
         }
-        self._heard(await meters_last_heard(conn, meters))
-        self._heard(await monitors_last_heard(conn, monitors))
+        self._heard(await meters_last_heard(conn, meters), READINGS)
+        self._heard(await monitors_last_heard(conn, monitors), VOC)
 
-    def _heard(self, rows: Iterable[LastHeard]) -> None:
+    def _heard(self, rows: Iterable[LastHeard], feed: str) -> None:
         for row in rows:
             self._silence.heard(
-                row.device, row.period_start, row.interval_seconds, row.enterprise_code
+                row.device, row.period_start, row.interval_seconds, row.enterprise_code, feed
             )
 
     # -- periodically ------------------------------------------------------------------------
@@ -144,10 +144,10 @@ class RuleInputs:
             self._primed = True
         stream_now = await self._stream_now(conn, now)
         if self.context.data_clock:
-            now = min(stream_now, self._silence.latest() or stream_now)
+            now = stream_now
         settled = stream_now - self.context.settle
         self._heavy.prune(now - self.context.declaration_retention)
-        conditions = self._silence.evaluate(now)
+        conditions = self._silence.evaluate(now, data_clock=self.context.data_clock)
         hours = last_settled_hour(self._lookup, self._heavy, settled)
         conditions += await judge_heavy_pollution(conn, self._lookup, self._heavy, hours)
         conditions += await judge_barometer(conn, self._lookup, settled)
