@@ -18,6 +18,10 @@ Rules (``alerts.rules``) say what holds now; the lifecycle remembers what was sa
   (event time: data from a device under maintenance says nothing, whenever it arrives) match
   rule, subject and enterprise with shell-style patterns; events they cover are still emitted,
   for the record, with ``deliver=False`` and ``suppressed_by`` naming them.
+* **stale verdicts**: a verdict dated before the latest one applied to the same rule and
+  subject is ignored, even after its alert resolved (data replayed, a past period re-judged),
+  so old news never reopens an alert; a late correction that changes an old period's verdict
+  does not either.
 * **replays**: a condition flagged ``replay`` or dated more than ``replay_lag`` behind wall
   time gives events marked ``replay=True``, not delivered unless ``send_replays``.
 * **resolved**: every fired alert gets one; it is delivered exactly when something about the
@@ -228,6 +232,9 @@ class AlertLifecycle:
         self.config = config
         self._alerts: dict[tuple[str, str], AlertState] = {}
         self._silences: dict[str, Silence] = {}
+        #: the event time of the latest verdict applied per (rule, subject), kept after an
+        #: alert resolves: a verdict older than it is stale (a replay, a re-judged past period)
+        self._judged: dict[tuple[str, str], datetime] = {}
 
     # -- inputs ---------------------------------------------------------------------------
 
@@ -306,8 +313,9 @@ class AlertLifecycle:
         step = _Step(at, now, condition.replay or now - at > policy.replay_lag, policy)
         key = (condition.rule_id, condition.subject)
         state = self._alerts.get(key)
-        if state is not None and at < state.last_at:
-            return []  # older than what the alert has already seen: out of order, ignore
+        if at < self._judged.get(key, at):
+            return []  # older than a verdict already applied: out of order, ignore
+        self._judged[key] = at
         if state is None and condition.severity is None:
             return []
         if state is None:
@@ -437,6 +445,7 @@ class AlertLifecycle:
             "version": SNAPSHOT_VERSION,
             "alerts": [_plain(self._alerts[key]) for key in sorted(self._alerts)],
             "silences": [_plain(self._silences[key]) for key in sorted(self._silences)],
+            "judged": [[*key, self._judged[key].isoformat()] for key in sorted(self._judged)],
         }
 
     @classmethod
@@ -453,6 +462,8 @@ class AlertLifecycle:
         for row in snapshot["silences"]:
             silence = _build(Silence, row)
             lifecycle._silences[silence.silence_id] = silence
+        for rule_id, subject, at in snapshot.get("judged", []):
+            lifecycle._judged[(rule_id, subject)] = datetime.fromisoformat(at)
         return lifecycle
 
 

@@ -65,6 +65,7 @@ def isolated_pipeline(database_settings: Settings) -> Iterator[Settings]:
             "notifier_group_id": f"ew-test-{run}-notifier",
             "worker_metrics_port": free_port(),
             "notifier_metrics_port": free_port(),
+            "evaluator_metrics_port": free_port(),
             "worker_batch_seconds": 0.2,
         }
     )
@@ -103,8 +104,10 @@ def start_service(tmp_path: Path) -> Iterator[Callable[..., ServiceProcess]]:
     started: list[ServiceProcess] = []
 
     def start(command: str, settings: Settings, **extra_env: str) -> ServiceProcess:
-        log = tmp_path / f"{command}-{len(started)}.log"
-        process = ServiceProcess([command], {**settings_env(settings), **extra_env}, log).start()
+        """``command`` as typed after ``energywatch``: ``worker``, ``alerts evaluate``."""
+        log = tmp_path / f"{command.replace(' ', '-')}-{len(started)}.log"
+        env = {**settings_env(settings), **extra_env}
+        process = ServiceProcess(command.split(), env, log).start()
         started.append(process)
         return process
 

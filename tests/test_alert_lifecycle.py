@@ -82,6 +82,19 @@ def fresh(**policy: object) -> AlertLifecycle:
 # -- firing and resolving -----------------------------------------------------------------
 
 
+def test_an_old_verdict_replayed_after_its_alert_resolved_does_not_reopen_it():
+    # fired at 0, resolved at 10; the same data judged again (a replay, a re-judged period)
+    # brings the verdict of 0 back after that: stale, even across a restart
+    lifecycle = fresh()
+    assert kinds(run(lifecycle, [(0, 12.0), (10, 9.0)])) == ["fired", "resolved"]
+    restored = AlertLifecycle.restore(lifecycle.config, lifecycle.snapshot())
+    for again in (lifecycle, restored):
+        assert again.observe([reading(0, 12.0)], minutes(20)) == []
+        assert again.alerts() == []
+    # news from after the resolution still fires
+    assert kinds(lifecycle.observe([reading(15, 12.0)], minutes(20))) == ["fired"]
+
+
 def test_a_condition_fires_at_once_and_resolves_once_clear_of_the_margin():
     # t:      0     5     10
     # value:  12    9.8   9.0      margin 5% of 10 = 0.5: resolve at ≤ 9.5
