@@ -249,9 +249,7 @@ async def _profile(
 ) -> dict[str, Any]:
     """The worker's path without Faust, under cProfile: where the time goes."""
     register = register_for_fleet(build_fleet(benchmark_fleet(units)))
-    writer = LedgerWriter(
-        Accountant(register, _coal()), consumer="profile"
-    )
+    writer = LedgerWriter(Accountant(register, _coal()), consumer="profile")
     raw = [RawRecord(v, "profile", 0, n) for n, (_, v) in enumerate(records)]
 
     async def no_letters(letters: Any) -> None:

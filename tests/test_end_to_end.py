@@ -10,6 +10,7 @@ import secrets
 import time
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -41,7 +42,7 @@ def progress(settings) -> demo.DemoProgress:
 
 def settle(settings, readings: int, timeout: float) -> demo.DemoProgress:
     """Until every reading is stored and nothing is left to judge or publish, for 3 s."""
-    state: dict[str, object] = {"last": None, "since": time.monotonic()}
+    state: dict[str, Any] = {"last": None, "since": time.monotonic()}
 
     def quiet() -> demo.DemoProgress | None:
         now = progress(settings)
@@ -50,7 +51,8 @@ def settle(settings, readings: int, timeout: float) -> demo.DemoProgress:
         done = now.readings >= readings and now.dirty == 0 and now.unpublished == 0
         return now if done and time.monotonic() - float(state["since"]) > 3 else None
 
-    return wait_until(quiet, timeout, interval=0.5, what="the pipeline to settle")
+    settled: demo.DemoProgress = wait_until(quiet, timeout, interval=0.5, what="settling")
+    return settled
 
 
 def test_the_demo_raises_notifies_acknowledges_and_resolves_with_each_party_told_its_own(

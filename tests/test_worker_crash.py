@@ -49,7 +49,7 @@ def test_a_worker_killed_three_times_mid_stream_stores_every_reading_exactly_onc
 
     # the alert evaluator's doorbell survives the kills: every unit is marked from its first
     # reading (nothing claims the marks here, no evaluator runs)
-    first = {}
+    first: dict[str, datetime] = {}
     for r in readings:
         first[r.enterprise_code] = min(first.get(r.enterprise_code, r.period_start), r.period_start)
     assert dirty_marks(settings) == {(code, "readings"): at for code, at in first.items()}
