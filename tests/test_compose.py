@@ -30,11 +30,18 @@ MOSQUITTO_CONFIG = REPO_ROOT / "deploy" / "mosquitto"
 INFRASTRUCTURE = {"kafka", "timescaledb", "prometheus", "grafana", "mosquitto"}
 # The gateways through which enterprises send data: they publish to Kafka and nothing else.
 INGEST_SERVICES = {"ingest-hj212", "ingest-http", "ingest-mqtt"}
-PROJECT_SERVICES = {"topics", "worker", "notifier", "simulator"} | INGEST_SERVICES
+PROJECT_SERVICES = {
+    "topics",
+    "worker",
+    "evaluator",
+    "alerts-api",
+    "notifier",
+    "simulator",
+} | INGEST_SERVICES
 # Start once the topics exist and TimescaleDB is healthy; the simulator among them is a batch
 # job, the others run on.
-AFTER_TOPICS = {"worker", "notifier", "simulator"}
-LONG_RUNNING_PROJECT_SERVICES = {"worker", "notifier"} | INGEST_SERVICES
+AFTER_TOPICS = {"worker", "evaluator", "alerts-api", "notifier", "simulator"}
+LONG_RUNNING_PROJECT_SERVICES = {"worker", "evaluator", "alerts-api", "notifier"} | INGEST_SERVICES
 REGISTER_IN_CONTAINER = "/app/plans/registers/demo.yaml"
 
 # "${NAME}", "${NAME:?message}", "${NAME:-}" (an empty default) and nothing else.
@@ -65,7 +72,10 @@ def metrics_ports() -> dict[str, int]:
     settings = pytest.importorskip(
         "energywatch.settings", reason="the energywatch package is not importable here"
     ).Settings
-    return {name: settings.model_fields[f"{name}_metrics_port"].default for name in AFTER_TOPICS}
+    return {
+        name: settings.model_fields[f"{name.replace('-', '_')}_metrics_port"].default
+        for name in AFTER_TOPICS
+    }
 
 
 @pytest.fixture(scope="module")
@@ -207,7 +217,9 @@ def test_project_services_run_the_expected_cli_commands(services):
     assert commands == {
         "topics": ["topics", "create"],
         "worker": ["worker"],
-        "notifier": ["notifier"],
+        "evaluator": ["alerts", "evaluate"],
+        "alerts-api": ["alerts", "api"],
+        "notifier": ["notify"],
         "simulator": [
             "simulate",
             "--fleet",
@@ -266,15 +278,16 @@ def test_published_ports_are_the_documented_ones(services):
         "mosquitto": {("31883", "1883")},
         "ingest-hj212": {("32120", "32120")},
         "ingest-http": {("38443", "8443")},
+        "alerts-api": {("38080", "38080")},
     }
 
 
 def test_project_metrics_endpoints_are_not_published_to_the_host(services, ingest_metrics_port):
     for name in PROJECT_SERVICES:
         assert environment(services[name])["EW_METRICS_HOST"] == "0.0.0.0"
-        if name not in INGEST_SERVICES:
+        if name not in INGEST_SERVICES | {"alerts-api"}:
             assert "ports" not in services[name], name
-    # A gateway publishes the port devices send to, never its metrics port.
+    # A gateway publishes the port devices send to, the API its own; never a metrics port.
     for name in INGEST_SERVICES:
         containers = {container for _, _, container in published_ports(services[name])}
         assert str(ingest_metrics_port) not in containers, name
@@ -552,9 +565,13 @@ def test_prometheus_scrapes_every_project_metrics_endpoint(services):
     targets = {
         target for group in jobs["energywatch"]["static_configs"] for target in group["targets"]
     }
-    assert targets == {"worker:39101", "notifier:39102", "simulator:39103"} | {
-        f"{name}:39104" for name in INGEST_SERVICES
-    }
+    assert targets == {
+        "worker:39101",
+        "notifier:39102",
+        "simulator:39103",
+        "evaluator:39105",
+        "alerts-api:39106",
+    } | {f"{name}:39104" for name in INGEST_SERVICES}
     for target in targets:
         assert target.split(":")[0] in services, target
 
