@@ -6,6 +6,7 @@ Rows are written straight into ``alerts`` and ``alert_history``, as the evaluato
 Tests of the pure parts (cursors, regions, tokens, silence policy) need no services.
 """
 
+import asyncio
 import hashlib
 import importlib
 import re
@@ -23,7 +24,6 @@ from fastapi.testclient import TestClient
 from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
-from psycopg.types.json import Jsonb
 from typer.testing import CliRunner
 
 from alerts.access import (
@@ -44,6 +44,7 @@ from contracts.alert_events import AlertEvent, AlertKind, AlertSeverity
 from energywatch.alerts_api_commands import token_digest
 from energywatch.config_files import ConfigFileError
 from plans.register import EnterpriseEntry, MeterEntry, Register, VocMonitorEntry, salted_digest
+from storage import alert_store
 from storage.alert_queries import CursorError, Position, Scope, decode_cursor, encode_cursor
 from tests.conftest import fresh_database
 
@@ -197,50 +198,21 @@ def ids(*names: str) -> set[str]:
 
 
 def seed_database(conninfo: str) -> None:
+    """Events and their alerts rows written as the evaluator writes them."""
+
+    async def write_events() -> None:
+        async with (
+            await psycopg.AsyncConnection.connect(conninfo) as conn,
+            conn.transaction(),
+            conn.cursor() as cur,
+        ):
+            for seed in SEEDS:
+                events = seed.events()
+                await alert_store.insert_events(cur, events, NOW)
+                await alert_store.upsert_alerts(cur, events)
+
+    asyncio.run(write_events())
     with psycopg.connect(conninfo) as conn:
-        for seed in SEEDS:
-            events = seed.events()
-            for event in events:
-                conn.execute(
-                    "INSERT INTO alert_history (event_id, alert_id, kind, rule_id, subject, "
-                    "enterprise_code, region_code, severity, at, emitted_at, replay, deliver, "
-                    "payload) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                    (
-                        event.event_id,
-                        event.alert_id,
-                        event.kind.value,
-                        event.rule_id,
-                        event.subject,
-                        event.enterprise_code,
-                        event.region_code,
-                        event.severity.value,
-                        event.at,
-                        event.emitted_at,
-                        event.replay,
-                        event.deliver,
-                        Jsonb(event.model_dump(mode="json")),
-                    ),
-                )
-            latest = events[-1]
-            conn.execute(
-                "INSERT INTO alerts (alert_id, rule_id, subject, enterprise_code, region_code, "
-                "status, severity, started_at, last_event_at, resolved_at, replay, latest) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                (
-                    seed.alert_id,
-                    seed.rule_id,
-                    seed.subject,
-                    seed.enterprise,
-                    seed.region,
-                    latest.status.value,
-                    seed.severity.value,
-                    latest.started_at,
-                    seed.last_event_at,
-                    latest.at if seed.resolved else None,
-                    seed.replay,
-                    Jsonb(latest.model_dump(mode="json")),
-                ),
-            )
         for silence_id, enterprise, subject in SILENCES:
             conn.execute(
                 "INSERT INTO alert_silences (silence_id, kind, rule, subject, enterprise, "
