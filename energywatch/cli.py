@@ -232,6 +232,44 @@ def bench_stream(
     console.print(f"results: {path}")
 
 
+@bench_app.command("alerts")
+def bench_alerts(
+    seconds: Annotated[float, typer.Option(min=1, help="How long to send probes")] = 60.0,
+    background_rate: Annotated[
+        float, typer.Option(min=1, help="Meter readings/s produced all along")
+    ] = 10_000.0,
+    probe_rate: Annotated[
+        float, typer.Option(min=0.1, max=20, help="Probe readings/s, each must be notified")
+    ] = 2.0,
+    units: Annotated[int, typer.Option(min=1, help="Key units in the background fleet")] = 500,
+) -> None:
+    """Alert latency: a VOC reading above its single-reading limit entering Kafka -> its
+    webhook notification arriving, through worker, evaluator and notifier, under background
+    load; p50/p90/p99/max, stages, lost probes. Own database and topics, recreated."""
+    import psycopg
+    from kafka.errors import KafkaError
+
+    from benchmarks.alerts import AlertBenchConfig, results_table
+    from benchmarks.alerts import run as run_benchmark
+    from benchmarks.results_file import write_results
+    from energywatch.settings import default_env_file
+
+    config = AlertBenchConfig(
+        seconds=seconds, background_rate=background_rate, probe_rate=probe_rate, units=units
+    )
+    workdir = default_env_file().parent / "bench-alerts"
+    try:
+        with console.status("benchmarking") as status:
+            results = run_benchmark(Settings.load(), config, workdir, status.update)
+    except (RuntimeError, OSError, psycopg.Error, KafkaError) as exc:
+        console.print(f"[red]the benchmark failed:[/red] {exc}")
+        console.print("is the local stack up? `energywatch stack status`; logs in " + str(workdir))
+        raise typer.Exit(1) from exc
+    path = write_results("alerts", results)
+    console.print(results_table(results))
+    console.print(f"results: {path}")
+
+
 def main() -> None:
     app()
 
