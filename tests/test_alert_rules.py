@@ -2,6 +2,7 @@
 and stays quiet on one that does not cross its line."""
 
 import json
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -226,8 +227,22 @@ def test_the_forecast_warns_before_the_budget_is_crossed():
 def test_the_forecast_is_quiet_when_the_projection_fits_and_in_january():
     # 480 × 365/182 = 962.6 ≤ 1000
     assert evaluate_forecast(use(cst(2026, 7, 2), 480.0), ForecastConfig()).severity is None
-    january = evaluate_forecast(use(cst(2026, 1, 20), 200.0), ForecastConfig())
-    assert (january.severity, january.threshold) == (None, None)  # 19/365 < 1/12
+    january = evaluate_forecast(use(cst(2026, 1, 5), 200.0), ForecastConfig())
+    assert (january.severity, january.threshold) == (None, None)  # 4/365 < 2%
+
+
+def test_the_forecast_is_judged_from_the_day_pace_is_and_agrees_with_it():
+    # a unit monitored from 1 March: 9 days in, 2.5% of the year is expected since then
+    # (> 2%); 40 tce against a 1,000 tce budget is pace 1.62 and projects 1,622 tce
+    start, at = cst(2026, 3, 1), cst(2026, 3, 10)
+    used = replace(use(at, 40.0), monitored_from=start)
+    forecast = evaluate_forecast(used, ForecastConfig())
+    pace = next(c for c in evaluate_budget(used, BudgetConfig()) if c.rule_id.endswith(".pace"))
+    assert forecast.severity is Severity.WARNING
+    assert pace.severity is Severity.WARNING
+    assert forecast.value == pytest.approx(pace.value * 1000.0)
+    too_early = evaluate_forecast(replace(used, at=cst(2026, 3, 7)), ForecastConfig())
+    assert too_early.threshold is None  # 6 days of March: 1.6% < 2%
 
 
 # -- product energy per tonne (cement clinker: Yuncheng limit 110, benchmark 100 kgce/t) ----
@@ -523,3 +538,23 @@ def test_on_the_data_clock_each_feed_is_judged_at_its_own_progress_and_gaps_are_
     assert offline == {"EL05"}
     on_the_wall = tracker.evaluate(cst(2026, 11, 20))
     assert {c.subject for c in on_the_wall if c.met} == {f"EL0{i}" for i in range(1, 6)} | {"VOC1"}
+
+
+def test_on_the_data_clock_gaps_are_judged_at_the_watermark_of_the_feed_given_one():
+    tracker = DeviceSilence(DeviceSilenceConfig(), ChinaCalendar.load())
+    # the readings stream's watermark is 9 March 11:15: EL01 was heard up to it, EL02 stopped
+    # after its 09:30 interval (6 intervals missing by 11:15, more than 4), EL03 after 10:15
+    # (3 missing). The VOC feed has no watermark: its monitor is judged for being offline only.
+    tracker.heard("EL01", cst(2026, 3, 9, 11), 900, UNIT, feed="readings")
+    tracker.heard("EL02", cst(2026, 3, 9, 9, 30), 900, UNIT, feed="readings")
+    tracker.heard("EL03", cst(2026, 3, 9, 10, 15), 900, UNIT, feed="readings")
+    tracker.heard("VOC1", cst(2026, 3, 9, 8), 60, UNIT, feed="voc")
+    mark = cst(2026, 3, 9, 11, 15)
+    judged = tracker.evaluate(cst(2026, 11, 20), data_clock=True, passed={"readings": mark})
+    gaps = {c.subject: c for c in judged if c.rule_id == "data-quality.gap"}
+    assert set(gaps) == {"EL01", "EL02", "EL03"}
+    assert {s for s, c in gaps.items() if c.met} == {"EL02"}
+    assert (gaps["EL02"].value, gaps["EL02"].at) == (6.0, mark)
+    # without a watermark there is no gap verdict at all
+    unknown = tracker.evaluate(cst(2026, 11, 20), data_clock=True)
+    assert not [c for c in unknown if c.rule_id == "data-quality.gap"]

@@ -6,6 +6,12 @@ before the budget itself is crossed; once it is, ``energy_budget``'s critical sh
 and the forecast keeps firing alongside it (it is still true). Early in the year a projection
 from a few days is noise, so nothing is forecast until a configured share of the year is
 expected to be gone; until then the condition has no line (and resolves last year's alert).
+
+That share is the budget's pace threshold (2%, about a week), measured like pace over the
+monitored span: a projection over the budget is the same arithmetic as pace above the
+warning ratio, so the two agree from the same day. Waiting for a month's share (1/12, as
+before) left a unit that joined monitoring in March without a forecast until April, weeks
+after its pace said it was over.
 """
 
 from dataclasses import dataclass, field
@@ -19,8 +25,9 @@ from alerts.rules.seasonal_profile import SeasonalProfile
 class ForecastConfig:
     #: Warn when the projection is above the budget times this.
     warning_ratio: float = 1.0
-    #: Forecast once this share of the year's energy is expected to be gone (about January).
-    min_expected_share: float = 1 / 12
+    #: Forecast once this share of the year's energy is expected to be gone (about a week),
+    #: as ``BudgetConfig.min_expected_share_for_pace``.
+    min_expected_share: float = 0.02
     severity: Severity = Severity.WARNING
     profile: SeasonalProfile = field(default_factory=SeasonalProfile)
 

@@ -12,6 +12,7 @@ Wednesday's end and is overdue on Thursday. The tracker keeps the last period he
 device as explicit state, so a restarted worker resumes with ``restore(snapshot())``.
 """
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -77,15 +78,23 @@ class DeviceSilence:
         """Stop watching ``device`` (decommissioned): no more conditions about it."""
         self._devices.pop(device, None)
 
-    def evaluate(self, now: datetime, *, data_clock: bool = False) -> list[Condition]:
+    def evaluate(
+        self,
+        now: datetime,
+        *,
+        data_clock: bool = False,
+        passed: Mapping[str, datetime] | None = None,
+    ) -> list[Condition]:
         """Each watched device's gap and offline conditions at ``now``, by device id.
 
         On the ``data_clock`` (replays of past data), each device is judged at the time
         most of its own feed has reached (the lower quartile of its devices' latest data; a
-        feed of fewer than four devices, its latest), if earlier than ``now``, and only for
-        being offline: feeds and their partitions are replayed at different speeds, so
-        minutes-long gaps mean nothing there, while a device days behind its peers is
-        silent."""
+        feed of fewer than four devices, its latest), if earlier than ``now``, for being
+        offline: feeds and their partitions are replayed at different speeds, so a device
+        minutes behind its peers may only be on a slower partition, while one days behind
+        is silent. Gaps are judged there only for a feed in ``passed``, at the time given
+        (its stream's watermark: every partition is past it, so a device still sending has
+        been heard up to it, provided it was heard after the watermark was read)."""
         ends: dict[str, list[datetime]] = {}
         for heard in self._devices.values():
             end = heard.last_start + timedelta(seconds=heard.interval_seconds)
@@ -94,12 +103,22 @@ class DeviceSilence:
             feed: sorted(times)[len(times) // 4] if len(times) >= 4 else max(times)
             for feed, times in ends.items()
         }
+        passed = passed or {}
         conditions: list[Condition] = []
         for device in sorted(self._devices):
             heard = self._devices[device]
-            at = min(now, reached[heard.feed]) if data_clock else now
-            judged = self._device_conditions(device, heard, at)
-            conditions.extend(c for c in judged if not data_clock or c.rule_id == OFFLINE_RULE)
+            if not data_clock:
+                conditions.extend(self._device_conditions(device, heard, now))
+                continue
+            at = min(now, reached[heard.feed])
+            conditions.extend(
+                c for c in self._device_conditions(device, heard, at) if c.rule_id == OFFLINE_RULE
+            )
+            if heard.feed in passed:
+                at = min(now, passed[heard.feed])
+                conditions.extend(
+                    c for c in self._device_conditions(device, heard, at) if c.rule_id == GAP_RULE
+                )
         return conditions
 
     def _device_conditions(self, device: str, heard: _Heard, now: datetime) -> list[Condition]:

@@ -82,7 +82,8 @@ class RuleInputs:
         readings = _earliest(dirty, {READINGS})
         voc = _earliest(dirty, {VOC})
         energy_or_output = _earliest(dirty, {READINGS, PRODUCTION})
-        stream_now = await self._stream_now(conn, now)
+        mark = await self._watermark(conn)
+        stream_now = now if mark is None else min(now, mark)
         settled = stream_now - self.context.settle
         lookup = self._lookup
         conditions = await judge_voc(conn, lookup, voc, now)
@@ -94,17 +95,29 @@ class RuleInputs:
         conditions += await judge_heavy_pollution(conn, lookup, self._heavy, hours)
         await self._hear(conn, readings, voc)
         if self.context.data_clock:  # time moves with the data: silences are judged as it does
-            conditions += self._silence.evaluate(stream_now, data_clock=True)
+            conditions += await self._silences_on_the_data_clock(conn, stream_now, mark)
         return _in_order(conditions)
 
-    async def _stream_now(self, conn: psycopg.AsyncConnection[TupleRow], now: datetime) -> datetime:
-        """``now``, or the stream's watermark if it is behind (a replay, a lagging stream):
-        a period is settled only once the stream has passed it."""
+    async def _watermark(self, conn: psycopg.AsyncConnection[TupleRow]) -> datetime | None:
+        """The readings stream's watermark (None: unknown, or no topic configured): a period
+        is settled only once the stream has passed it (a replay, a lagging stream)."""
         topic = self.context.readings_topic
         if topic is None:
-            return now
-        mark = await stream_watermark(conn, topic, self.context.stream_consumer)
-        return now if mark is None else min(now, mark)
+            return None
+        return await stream_watermark(conn, topic, self.context.stream_consumer)
+
+    async def _silences_on_the_data_clock(
+        self, conn: psycopg.AsyncConnection[TupleRow], now: datetime, mark: datetime | None
+    ) -> list[Condition]:
+        """Device silence at ``now`` on the data clock; gaps of meters too, at the readings
+        watermark ``mark`` when it is known. Every meter is heard again first, after the
+        watermark was read: a batch stored since this pass claimed its dirty marks moved the
+        watermark, and its meters must not look silent up to it."""
+        if mark is None:
+            return self._silence.evaluate(now, data_clock=True)
+        everyone = dict.fromkeys(self._lookup.enterprises)
+        await self._hear(conn, everyone, {})
+        return self._silence.evaluate(now, data_clock=True, passed={READINGS: mark})
 
     async def _hear(
         self,
@@ -142,12 +155,15 @@ class RuleInputs:
             everyone: dict[str, datetime | None] = dict.fromkeys(self._lookup.enterprises)
             await self._hear(conn, everyone, everyone)
             self._primed = True
-        stream_now = await self._stream_now(conn, now)
+        mark = await self._watermark(conn)
+        stream_now = now if mark is None else min(now, mark)
+        settled = stream_now - self.context.settle
         if self.context.data_clock:
             now = stream_now
-        settled = stream_now - self.context.settle
+            conditions = await self._silences_on_the_data_clock(conn, now, mark)
+        else:
+            conditions = self._silence.evaluate(now)
         self._heavy.prune(now - self.context.declaration_retention)
-        conditions = self._silence.evaluate(now, data_clock=self.context.data_clock)
         hours = last_settled_hour(self._lookup, self._heavy, settled)
         conditions += await judge_heavy_pollution(conn, self._lookup, self._heavy, hours)
         conditions += await judge_barometer(conn, self._lookup, settled)
