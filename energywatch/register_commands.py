@@ -50,3 +50,57 @@ def from_simulation(
         f"{out}: {len(register.enterprises)} enterprises, {len(register.meters)} meters, "
         f"{len(register.voc_monitors)} VOC monitors"
     )
+
+
+@app.command("sync")
+def sync(
+    register: Annotated[
+        Path | None,
+        typer.Option(help="The register (YAML); default EW_REGISTER_PATH"),
+    ] = None,
+    plans: Annotated[
+        Path | None,
+        typer.Option(help="City plans directory; default EW_PLANS_DIR or the packaged plans"),
+    ] = None,
+) -> None:
+    """Copy the register and city plans into the database's reference tables (names, counties,
+    industries, budgets, product limits, VOC limits, targets), which the dashboards read."""
+    import asyncio
+    from datetime import UTC, datetime
+
+    import psycopg
+
+    from energywatch.settings import Settings
+    from plans.register import load_register
+    from plans.targets import CITY_PLANS_DIR, load_city_plans
+    from storage.reference_data import sync_reference_data
+
+    settings = Settings.load()
+    path = register or settings.register_path
+    if path is None:
+        console.print("[red]no register: give --register FILE or set EW_REGISTER_PATH[/red]")
+        raise typer.Exit(2)
+    try:
+        loaded = load_register(path)
+        city_plans = load_city_plans(plans or settings.plans_dir or CITY_PLANS_DIR)
+    except ConfigFileError as error:
+        console.print(f"[red]{error}[/red]", highlight=False)
+        raise typer.Exit(2) from error
+    try:
+        counts = asyncio.run(
+            sync_reference_data(
+                settings.database_url.get_secret_value(),
+                loaded,
+                city_plans,
+                now=datetime.now(UTC),
+            )
+        )
+    except psycopg.OperationalError as error:
+        console.print(
+            f"[red]cannot reach the database: {error}[/red]\n"
+            "is it running? `energywatch stack status`"
+        )
+        raise typer.Exit(1) from error
+    console.print(
+        f"{path}: " + ", ".join(f"{n} {table.removeprefix('ref_')}" for table, n in counts.items())
+    )
