@@ -276,8 +276,10 @@ def _spans(
     for _ in range(count):
         length = rng.uniform(*hours)
         begin = rng.uniform(0, max(total - length, 0))
+        # on quarter hours, like the readings they cut out
         start = spec.start + timedelta(minutes=15 * math.floor(begin * 4))
-        out.append(Span(key, start, min(start + timedelta(hours=length), spec.end)))
+        end = start + timedelta(minutes=15 * max(1, round(length * 4)))
+        out.append(Span(key, start, min(end, spec.end)))
     return out
 
 
@@ -466,7 +468,7 @@ def plan_alerts(plan: DatasetPlan) -> list[AlertEvent]:
     monitors = {m.monitor_id: m for m in plan.monitors}
     for episode in plan.voc_episodes:
         monitor = monitors[episode.key]
-        value = monitor.baseline_mg_m3[NMHC] * 4 * episode.level
+        value = monitor.hourly_limit_mg_m3 * episode.level
         events += _events(
             f"voc-hourly.{NMHC}",
             f"{monitor.monitor_id}.{NMHC}",

@@ -16,7 +16,6 @@ from rich.console import Console
 
 from energywatch import (
     alerts_commands,
-    dashboards_commands,
     export_commands,
     hj212_commands,
     ingest_commands,
@@ -124,7 +123,6 @@ app.command("notifier", hidden=True)(notify)
 app.add_typer(register_commands.app, name="register")
 app.add_typer(plans_commands.app, name="plans", help="Plan files: validate them.")
 app.add_typer(hj212_commands.app, name="hj212", help="HJ 212 packets: decode them.")
-app.add_typer(dashboards_commands.app, name="dashboards")
 app.add_typer(ingest_commands.app, name="ingest", help="Ingest gateways: HJ 212, HTTPS, MQTT.")
 app.add_typer(alerts_commands.app, name="alerts", help="Alert services: evaluator, notifier, API.")
 app.command()(simulation_commands.simulate)
@@ -231,6 +229,73 @@ def bench_stream(
         if name != "profile":
             console.print(f"{name}: {value}")
     console.print("profile, self time:", results["profile"]["top_self_time"][:8])
+    console.print(f"results: {path}")
+
+
+@bench_app.command("dashboards")
+def bench_dashboards(
+    units: Annotated[int, typer.Option(min=1, help="Key units in the simulated fleet")] = 500,
+    days: Annotated[int, typer.Option(min=1, help="Days of data, ending now")] = 365,
+    voc_minute_days: Annotated[
+        int, typer.Option(min=0, help="Days of VOC minute samples (hours: every day)")
+    ] = 7,
+    refill: Annotated[bool, typer.Option(help="Generate the data again")] = False,
+    database: Annotated[str, typer.Option(help="The benchmark's own database")] = (
+        "energywatch_bench_dashboards"
+    ),
+    repeats: Annotated[int, typer.Option(min=1, help="Timed runs per query")] = 5,
+    timeout: Annotated[float, typer.Option(min=1, help="Seconds before a query is cut")] = 30.0,
+    fill_only: Annotated[bool, typer.Option(help="Prepare the data, time nothing")] = False,
+) -> None:
+    """Every dashboard panel's SQL over a year of data for the fleet (kept in its own
+    database for the next run): median and p95 ms per panel and range, rows, > 100 ms."""
+    from datetime import UTC, datetime
+
+    import psycopg
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from benchmarks.dashboards import DatasetMismatch, results_table
+    from benchmarks.dashboards import run as run_benchmark
+    from benchmarks.results_file import write_results
+    from benchmarks.year_of_data import DatasetSpec
+
+    now = datetime.now(UTC)
+    end = now.replace(minute=now.minute - now.minute % 15, second=0, microsecond=0)
+    spec = DatasetSpec(units=units, days=days, end=end, voc_minute_days=voc_minute_days)
+    columns = (TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task("dashboards benchmark", total=1.0)
+
+        def step(what: str, share: float) -> None:
+            progress.update(task, description=what, completed=share)
+
+        try:
+            results = run_benchmark(
+                Settings.load().database_url.get_secret_value(),
+                spec,
+                refill=refill,
+                database=database,
+                repeats=repeats,
+                timeout_seconds=timeout,
+                fill_only=fill_only,
+                step=step,
+            )
+        except DatasetMismatch as exc:
+            console.print(f"[red]{exc}[/red]")
+            raise typer.Exit(2) from exc
+        except psycopg.OperationalError as exc:
+            console.print(f"[red]{exc}[/red]\nis the stack up? (energywatch stack status)")
+            raise typer.Exit(1) from exc
+    path = write_results("dashboards", results)
+    dataset = results["dataset"]
+    console.print(f"dataset: {dataset['rows']}")
+    console.print(f"sizes (MB): {dataset['sizes_mb']}")
+    console.print(f"generation: {dataset['generation_seconds']} s, reused: {dataset['reused']}")
+    if "skipped" in results:
+        console.print(f"[yellow]{results['skipped']}[/yellow]")
+    elif "measurements" in results:
+        console.print(results_table(results))
+        console.print(f"summary: {results['summary']}")
     console.print(f"results: {path}")
 
 
