@@ -16,6 +16,7 @@ from rich.console import Console
 
 from energywatch import (
     alerts_commands,
+    dashboards_commands,
     export_commands,
     hj212_commands,
     ingest_commands,
@@ -123,6 +124,7 @@ app.command("notifier", hidden=True)(notify)
 app.add_typer(register_commands.app, name="register")
 app.add_typer(plans_commands.app, name="plans", help="Plan files: validate them.")
 app.add_typer(hj212_commands.app, name="hj212", help="HJ 212 packets: decode them.")
+app.add_typer(dashboards_commands.app, name="dashboards")
 app.add_typer(ingest_commands.app, name="ingest", help="Ingest gateways: HJ 212, HTTPS, MQTT.")
 app.add_typer(alerts_commands.app, name="alerts", help="Alert services: evaluator, notifier, API.")
 app.command()(simulation_commands.simulate)
