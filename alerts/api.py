@@ -23,14 +23,13 @@ import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Final, Literal
 
 import psycopg
 from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry
 from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool
 from pydantic import AwareDatetime
@@ -60,6 +59,7 @@ from alerts.api_models import (
     SilenceOut,
     SilenceRequest,
 )
+from alerts.metrics import AlertsApiMetrics
 from contracts.alert_commands import (
     Acknowledge,
     AddSilence,
@@ -78,45 +78,6 @@ Pool = AsyncConnectionPool[psycopg.AsyncConnection[TupleRow]]
 _ALERT_ID = r"^[0-9a-f]{16,64}$"
 _SILENCE_ID = r"^[A-Za-z0-9_.:\-]{1,64}$"
 _MAX_SILENCE: Final = timedelta(days=366)
-
-
-@dataclass(frozen=True)
-class AlertsApiMetrics:
-    """The API's Prometheus series; ``route`` is the route's template, never an id."""
-
-    requests: Counter
-    request_seconds: Histogram
-    auth_failures: Counter
-    commands: Counter
-
-    @classmethod
-    def create(cls, registry: CollectorRegistry) -> "AlertsApiMetrics":
-        return cls(
-            requests=Counter(
-                "energywatch_alerts_api_requests_total",
-                "Requests answered, by route template, method and status code",
-                ["route", "method", "status"],
-                registry=registry,
-            ),
-            request_seconds=Histogram(
-                "energywatch_alerts_api_request_seconds",
-                "Time to answer a request, by route template",
-                ["route"],
-                buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
-                registry=registry,
-            ),
-            auth_failures=Counter(
-                "energywatch_alerts_api_auth_failures_total",
-                "Requests without a token or with an unknown one",
-                registry=registry,
-            ),
-            commands=Counter(
-                "energywatch_alerts_api_commands_total",
-                "Commands recorded for the evaluator, by kind",
-                ["kind"],
-                registry=registry,
-            ),
-        )
 
 
 def _utc_now() -> datetime:

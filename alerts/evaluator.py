@@ -183,6 +183,7 @@ class Evaluator:
                 break
             except (psycopg.OperationalError, psycopg.InterfaceError, LeadershipLost) as exc:
                 log.warning("evaluator lost its database session (%s); starting over", exc)
+                self._metrics.session_errors.inc()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), backoff)
                 backoff = min(backoff * 2, _MAX_BACKOFF_SECONDS)
@@ -302,8 +303,12 @@ class Evaluator:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), 1.0)  # do not spin on poison
             return
-        self._metrics.passes.labels(trigger="sweep" if sweep else "notify").inc()
-        self._metrics.last_pass_seconds.set(time.perf_counter() - started)
+        trigger = "sweep" if sweep else "notify"
+        elapsed = time.perf_counter() - started
+        self._metrics.passes.labels(trigger=trigger).inc()
+        self._metrics.last_pass_seconds.set(elapsed)
+        self._metrics.pass_seconds.labels(trigger=trigger).observe(elapsed)
+        self._metrics.last_pass_timestamp.set_to_current_time()
 
     async def _publish_safely(self) -> bool:
         try:

@@ -1,9 +1,13 @@
-"""Every Prometheus series the alert services expose (notifier, evaluator), created against an
-injected registry."""
+"""Every Prometheus series the alert services expose (notifier, evaluator, Alerts API), created
+against an injected registry."""
 
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+#: the notifier's channels (``alerts.channels.targets``' kinds) and why a delivery failed
+CHANNELS = ("webhook", "email", "dingtalk", "wecom")
+FAILURE_REASONS = ("retried", "refused", "exhausted")
 
 #: from an event's emission to its delivery: seconds normally, minutes for a held digest
 DELIVERY_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
@@ -80,6 +84,16 @@ class NotifierMetrics:
             ),
         )
 
+    def __post_init__(self) -> None:
+        # every channel's series exist from the start: a first failure is an increase from 0
+        for channel in CHANNELS:
+            self.notifications_sent.labels(channel=channel)
+            for reason in FAILURE_REASONS:
+                self.notification_failures.labels(channel=channel, reason=reason)
+
+
+#: a pass reads the dirty units' stored data and judges every rule: milliseconds to seconds
+PASS_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 
 #: publishing waits on Kafka's acknowledgement: milliseconds normally, longer after an outage
 PUBLISH_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -98,6 +112,9 @@ class EvaluatorMetrics:
     commands_failed: Counter
     last_pass_seconds: Gauge
     leader: Gauge
+    pass_seconds: Histogram
+    last_pass_timestamp: Gauge
+    session_errors: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> "EvaluatorMetrics":
@@ -160,6 +177,70 @@ class EvaluatorMetrics:
             leader=Gauge(
                 "energywatch_evaluator_leader",
                 "1 while this evaluator holds the leader lock, 0 while it waits for it",
+                registry=registry,
+            ),
+            pass_seconds=Histogram(
+                "energywatch_evaluator_pass_seconds",
+                "Duration of committed passes, by what started them (notify or sweep)",
+                ["trigger"],
+                buckets=PASS_BUCKETS,
+                registry=registry,
+            ),
+            last_pass_timestamp=Gauge(
+                "energywatch_evaluator_last_pass_timestamp_seconds",
+                "Unix time the latest pass committed (0 before the first): how far behind the "
+                "alerts are is time() minus this",
+                registry=registry,
+            ),
+            session_errors=Counter(
+                "energywatch_evaluator_session_errors_total",
+                "Database sessions lost (connection errors, leadership lost): the evaluator "
+                "reconnects and waits to lead again",
+                registry=registry,
+            ),
+        )
+
+    def __post_init__(self) -> None:
+        # both triggers exist from the start, so "no pass for ten minutes" reads as 0, not absent
+        for trigger in ("notify", "sweep"):
+            self.passes.labels(trigger=trigger)
+            self.pass_seconds.labels(trigger=trigger)
+
+
+@dataclass(frozen=True)
+class AlertsApiMetrics:
+    """The API's Prometheus series; ``route`` is the route's template, never an id."""
+
+    requests: Counter
+    request_seconds: Histogram
+    auth_failures: Counter
+    commands: Counter
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry) -> "AlertsApiMetrics":
+        return cls(
+            requests=Counter(
+                "energywatch_alerts_api_requests_total",
+                "Requests answered, by route template, method and status code",
+                ["route", "method", "status"],
+                registry=registry,
+            ),
+            request_seconds=Histogram(
+                "energywatch_alerts_api_request_seconds",
+                "Time to answer a request, by route template",
+                ["route"],
+                buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+                registry=registry,
+            ),
+            auth_failures=Counter(
+                "energywatch_alerts_api_auth_failures_total",
+                "Requests without a token or with an unknown one",
+                registry=registry,
+            ),
+            commands=Counter(
+                "energywatch_alerts_api_commands_total",
+                "Commands recorded for the evaluator, by kind",
+                ["kind"],
                 registry=registry,
             ),
         )

@@ -52,7 +52,7 @@ def evaluate(loglevel: LogLevelOption = "info") -> None:
         console.print(f"[red]{error}[/red]", highlight=False)
         raise typer.Exit(2) from error
     port = serve_metrics(
-        settings, "energywatch-evaluator", settings.evaluator_metrics_port, registry
+        settings, "energywatch-evaluator", settings.evaluator_metrics_port, registry, "evaluator"
     )
     console.print(f"evaluator metrics on http://{settings.metrics_host}:{port}/metrics")
 

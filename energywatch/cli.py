@@ -82,7 +82,9 @@ def worker(loglevel: str = "info") -> None:
     settings = Settings.load()
     registry = CollectorRegistry()
     faust_app = create_app(settings, registry=registry)
-    port = serve_metrics(settings, settings.worker_app_id, settings.worker_metrics_port, registry)
+    port = serve_metrics(
+        settings, settings.worker_app_id, settings.worker_metrics_port, registry, "worker"
+    )
     console.print(f"worker metrics on http://{settings.metrics_host}:{port}/metrics")
     faust.Worker(faust_app, loglevel=loglevel).execute_from_commandline()
 
@@ -106,7 +108,7 @@ def notify(loglevel: str = "info") -> None:
         console.print(f"[red]{escape(str(exc))}[/red]")
         raise typer.Exit(2) from exc
     port = serve_metrics(
-        settings, settings.notifier_group_id, settings.notifier_metrics_port, registry
+        settings, settings.notifier_group_id, settings.notifier_metrics_port, registry, "notifier"
     )
     console.print(f"notifier metrics on http://{settings.metrics_host}:{port}/metrics")
 

@@ -24,16 +24,23 @@ def register_scrape_target(settings: StackSettings, name: str, host_port: str) -
     return write_scrape_target(StackPaths.of(settings).prometheus_targets, name, host_port)
 
 
-def write_scrape_target(targets_dir: Path, name: str, host_port: str) -> Path:
+def write_scrape_target(
+    targets_dir: Path, name: str, host_port: str, *, component: str | None = None
+) -> Path:
     """Write ``<targets_dir>/<name>.json`` for Prometheus's file-based discovery, atomically.
 
-    For processes that only know the targets folder (``EW_PROMETHEUS_TARGETS_DIR``).
+    For processes that only know the targets folder (``EW_PROMETHEUS_TARGETS_DIR``). With
+    ``component`` the series also carry ``component=<component>`` (what the process is:
+    ``worker``, ``notifier``..., as in the docker-compose stack), which the alerting rules
+    select on whatever the process's name.
     """
-    if not _NAME.match(name):
-        raise ValueError(f"target name {name!r}: use letters, digits, '_', '.', '-'")
+    for value in (name, component or name):
+        if not _NAME.match(value):
+            raise ValueError(f"target name {value!r}: use letters, digits, '_', '.', '-'")
     if not _HOST_PORT.match(host_port):
         raise ValueError(f"target {host_port!r} is not host:port")
-    groups = [{"targets": [host_port], "labels": {"service": name}}]
+    labels = {"service": name} | ({"component": component} if component else {})
+    groups = [{"targets": [host_port], "labels": labels}]
     path = targets_dir / f"{name}.json"
     write_atomic(path, json.dumps(groups, indent=2) + "\n")
     return path

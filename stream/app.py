@@ -35,6 +35,7 @@ from stream.agents import (
     raw_records,
     send_dead_letters,
 )
+from stream.lag_monitor import ConsumerLagMonitor
 from stream.ledger_writer import LedgerWriter
 from stream.metrics import WorkerMetrics
 from stream.production_agent import add_production_agent
@@ -134,6 +135,7 @@ def create_app(
 
     add_voc_agent(app, settings, registry)
     add_production_agent(app, settings, registry)
+    ConsumerLagMonitor(app, metrics.consumer_lag, settings.kafka_bootstrap).install()
     app.energywatch_metrics = metrics  # type: ignore[attr-defined]
     return app
 

@@ -1,8 +1,16 @@
-"""Every Prometheus series the readings worker exposes, created against an injected registry."""
+"""Every Prometheus series the worker exposes (readings, VOC samples, production reports,
+consumer lag), created against an injected registry.
+
+Labels come from small fixed sets: a dead letter's ``kind``, a report's ``kind``, and for the
+consumer lag the worker's consumer group, a topic and a partition number.
+"""
 
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+#: time to make one batch durable
+BATCH_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
 #: fine enough to read percentiles from, up to a minute behind
 LATENCY_BUCKETS = (
@@ -45,6 +53,7 @@ class WorkerMetrics:
     batch_seconds: Histogram
     batch_size: Histogram
     event_to_row_seconds: Histogram
+    consumer_lag: Gauge
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> "WorkerMetrics":
@@ -103,7 +112,7 @@ class WorkerMetrics:
             batch_seconds=Histogram(
                 "energywatch_stream_batch_seconds",
                 "Time to make one batch durable: decode, dead-letter, write, publish",
-                buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+                buckets=BATCH_BUCKETS,
                 registry=registry,
             ),
             event_to_row_seconds=Histogram(
@@ -116,6 +125,134 @@ class WorkerMetrics:
                 "energywatch_stream_batch_records",
                 "Records per batch",
                 buckets=(1, 10, 50, 100, 250, 500, 1000, 2000, 5000),
+                registry=registry,
+            ),
+            consumer_lag=Gauge(
+                "energywatch_stream_consumer_lag_records",
+                "Records in a partition the worker has not yet made durable: the partition's "
+                "end offset minus the next offset to process, per assigned partition",
+                ["consumer", "topic", "partition"],
+                registry=registry,
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class VocMetrics:
+    records_consumed: Counter
+    samples_stored: Counter
+    samples_corrected: Counter
+    samples_duplicate: Counter
+    dead_letters: Counter
+    hourly_upserted: Counter
+    daily_upserted: Counter
+    db_write_errors: Counter
+    batch_seconds: Histogram
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry) -> "VocMetrics":
+        return cls(
+            records_consumed=Counter(
+                "energywatch_voc_samples_consumed_total",
+                "Records read from the VOC topic",
+                registry=registry,
+            ),
+            samples_stored=Counter(
+                "energywatch_voc_samples_stored_total",
+                "VOC samples newly written to TimescaleDB",
+                registry=registry,
+            ),
+            samples_corrected=Counter(
+                "energywatch_voc_samples_corrected_total",
+                "Stored VOC samples replaced by a version with other values",
+                registry=registry,
+            ),
+            samples_duplicate=Counter(
+                "energywatch_voc_samples_duplicate_total",
+                "VOC samples already stored as they are (redelivered or replayed): no-ops",
+                registry=registry,
+            ),
+            dead_letters=Counter(
+                "energywatch_voc_dead_letters_total",
+                "VOC records sent to the dead-letter topic, by kind of problem",
+                ["kind"],
+                registry=registry,
+            ),
+            hourly_upserted=Counter(
+                "energywatch_voc_hourly_averages_upserted_total",
+                "Hourly average rows (monitor, pollutant, hour) inserted or changed",
+                registry=registry,
+            ),
+            daily_upserted=Counter(
+                "energywatch_voc_daily_averages_upserted_total",
+                "Daily average rows (monitor, pollutant, day) inserted or changed",
+                registry=registry,
+            ),
+            db_write_errors=Counter(
+                "energywatch_voc_db_write_errors_total",
+                "Failed VOC batch writes (each is retried)",
+                registry=registry,
+            ),
+            batch_seconds=Histogram(
+                "energywatch_voc_batch_seconds",
+                "Time to make one VOC batch durable: decode, dead-letter, write",
+                buckets=BATCH_BUCKETS,
+                registry=registry,
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class ProductionMetrics:
+    reports_consumed: Counter
+    reports_stored: Counter
+    reports_revised: Counter
+    reports_unchanged: Counter
+    dead_letters: Counter
+    db_write_errors: Counter
+    batch_seconds: Histogram
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry) -> "ProductionMetrics":
+        return cls(
+            reports_consumed=Counter(
+                "energywatch_production_reports_consumed_total",
+                "Records read from the production topic",
+                registry=registry,
+            ),
+            reports_stored=Counter(
+                "energywatch_production_reports_stored_total",
+                "Reports written: new natural keys or new values for stored ones, by kind",
+                ["kind"],
+                registry=registry,
+            ),
+            reports_revised=Counter(
+                "energywatch_production_reports_revised_total",
+                "Stored reports replaced by a different value (revision bumped), by kind",
+                ["kind"],
+                registry=registry,
+            ),
+            reports_unchanged=Counter(
+                "energywatch_production_reports_unchanged_total",
+                "Reports that changed nothing: same value again or a redelivered record, by kind",
+                ["kind"],
+                registry=registry,
+            ),
+            dead_letters=Counter(
+                "energywatch_production_dead_letters_total",
+                "Production records sent to the dead-letter topic, by kind of problem",
+                ["kind"],
+                registry=registry,
+            ),
+            db_write_errors=Counter(
+                "energywatch_production_db_write_errors_total",
+                "Failed report batch writes (each is retried)",
+                registry=registry,
+            ),
+            batch_seconds=Histogram(
+                "energywatch_production_batch_seconds",
+                "Time to make one batch of reports durable: decode, dead-letter, write",
+                buckets=BATCH_BUCKETS,
                 registry=registry,
             ),
         )

@@ -22,7 +22,7 @@ from typing import Any, Final
 
 import faust
 import psycopg
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry
 from psycopg.rows import TupleRow
 from pydantic import TypeAdapter
 
@@ -34,6 +34,7 @@ from storage import alert_dirty
 from storage.production import ReceivedReport, ReportSource, UpsertCounts, upsert_reports
 from stream.agents import add_batch_agent, close_on_shutdown, raw_records, send_dead_letters
 from stream.batch import RawRecord, dead_letter
+from stream.metrics import ProductionMetrics
 from stream.sink import TimescaleSink
 from stream.windows import WindowSize, window_start
 
@@ -76,62 +77,6 @@ def decode_reports(records: Sequence[RawRecord], now: datetime) -> DecodedReport
         except DecodeError as exc:
             outcome.dead_letters.append(dead_letter(STAGE, record, exc.kind, exc.reason, now))
     return outcome
-
-
-@dataclass(frozen=True)
-class ProductionMetrics:
-    reports_consumed: Counter
-    reports_stored: Counter
-    reports_revised: Counter
-    reports_unchanged: Counter
-    dead_letters: Counter
-    db_write_errors: Counter
-    batch_seconds: Histogram
-
-    @classmethod
-    def create(cls, registry: CollectorRegistry) -> "ProductionMetrics":
-        return cls(
-            reports_consumed=Counter(
-                "energywatch_production_reports_consumed_total",
-                "Records read from the production topic",
-                registry=registry,
-            ),
-            reports_stored=Counter(
-                "energywatch_production_reports_stored_total",
-                "Reports written: new natural keys or new values for stored ones, by kind",
-                ["kind"],
-                registry=registry,
-            ),
-            reports_revised=Counter(
-                "energywatch_production_reports_revised_total",
-                "Stored reports replaced by a different value (revision bumped), by kind",
-                ["kind"],
-                registry=registry,
-            ),
-            reports_unchanged=Counter(
-                "energywatch_production_reports_unchanged_total",
-                "Reports that changed nothing: same value again or a redelivered record, by kind",
-                ["kind"],
-                registry=registry,
-            ),
-            dead_letters=Counter(
-                "energywatch_production_dead_letters_total",
-                "Production records sent to the dead-letter topic, by kind of problem",
-                ["kind"],
-                registry=registry,
-            ),
-            db_write_errors=Counter(
-                "energywatch_production_db_write_errors_total",
-                "Failed report batch writes (each is retried)",
-                registry=registry,
-            ),
-            batch_seconds=Histogram(
-                "energywatch_production_batch_seconds",
-                "Time to make one batch of reports durable: decode, dead-letter, write",
-                buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
-                registry=registry,
-            ),
-        )
 
 
 def _utc_now() -> datetime:

@@ -21,7 +21,7 @@ from typing import Any, Final
 
 import faust
 import psycopg
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry
 from psycopg.rows import TupleRow
 
 from contracts.dead_letters import DeadLetter
@@ -31,6 +31,7 @@ from storage import alert_dirty
 from storage.voc import VocWriteResult, store_voc_samples
 from stream.agents import add_batch_agent, close_on_shutdown, raw_records, send_dead_letters
 from stream.batch import RawRecord, dead_letter
+from stream.metrics import VocMetrics
 from stream.sink import TimescaleSink
 
 log = logging.getLogger(__name__)
@@ -59,69 +60,17 @@ def decode_voc_records(records: Sequence[RawRecord], now: datetime) -> VocBatch:
     return batch
 
 
-@dataclass(frozen=True)
-class VocMetrics:
-    records_consumed: Counter
-    samples_stored: Counter
-    samples_corrected: Counter
-    samples_duplicate: Counter
-    dead_letters: Counter
-    hourly_upserted: Counter
-    daily_upserted: Counter
-    db_write_errors: Counter
-    batch_seconds: Histogram
+#: VOC batches close after at most this long (readings' batches: ``worker_batch_seconds``).
+#: Samples are few (one a minute per monitor) and one above its single-reading limit is an
+#: alert: waiting out the readings' half-second batch timer was most of such an alert's
+#: Kafka-to-stored time (``energywatch bench alerts``).
+VOC_BATCH_SECONDS: Final = 0.1
 
-    @classmethod
-    def create(cls, registry: CollectorRegistry) -> "VocMetrics":
-        return cls(
-            records_consumed=Counter(
-                "energywatch_voc_samples_consumed_total",
-                "Records read from the VOC topic",
-                registry=registry,
-            ),
-            samples_stored=Counter(
-                "energywatch_voc_samples_stored_total",
-                "VOC samples newly written to TimescaleDB",
-                registry=registry,
-            ),
-            samples_corrected=Counter(
-                "energywatch_voc_samples_corrected_total",
-                "Stored VOC samples replaced by a version with other values",
-                registry=registry,
-            ),
-            samples_duplicate=Counter(
-                "energywatch_voc_samples_duplicate_total",
-                "VOC samples already stored as they are (redelivered or replayed): no-ops",
-                registry=registry,
-            ),
-            dead_letters=Counter(
-                "energywatch_voc_dead_letters_total",
-                "VOC records sent to the dead-letter topic, by kind of problem",
-                ["kind"],
-                registry=registry,
-            ),
-            hourly_upserted=Counter(
-                "energywatch_voc_hourly_averages_upserted_total",
-                "Hourly average rows (monitor, pollutant, hour) inserted or changed",
-                registry=registry,
-            ),
-            daily_upserted=Counter(
-                "energywatch_voc_daily_averages_upserted_total",
-                "Daily average rows (monitor, pollutant, day) inserted or changed",
-                registry=registry,
-            ),
-            db_write_errors=Counter(
-                "energywatch_voc_db_write_errors_total",
-                "Failed VOC batch writes (each is retried)",
-                registry=registry,
-            ),
-            batch_seconds=Histogram(
-                "energywatch_voc_batch_seconds",
-                "Time to make one VOC batch durable: decode, dead-letter, write",
-                buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
-                registry=registry,
-            ),
-        )
+
+def voc_batch_settings(settings: Settings) -> Settings:
+    """The settings the VOC agent takes its batches by: the worker's, closing sooner."""
+    within = min(settings.worker_batch_seconds, VOC_BATCH_SECONDS)
+    return settings.model_copy(update={"worker_batch_seconds": within})
 
 
 def add_voc_agent(app: faust.App, settings: Settings, registry: CollectorRegistry) -> None:
@@ -156,5 +105,5 @@ def add_voc_agent(app: faust.App, settings: Settings, registry: CollectorRegistr
             metrics.daily_upserted.inc(result.daily_rows)
         metrics.batch_seconds.observe(time.perf_counter() - started)
 
-    add_batch_agent(app, voc_topic, "store-voc-samples", settings, handle)
+    add_batch_agent(app, voc_topic, "store-voc-samples", voc_batch_settings(settings), handle)
     close_on_shutdown(app, sink)

@@ -698,6 +698,8 @@ def test_worker_down_alert_fires_after_a_minute_and_only_for_the_worker(promtool
     worker = {"job": "energywatch", "service": "worker", "instance": "worker:39101"}
     notifier = {"job": "energywatch", "service": "notifier", "instance": "notifier:39102"}
     simulator = {"job": "energywatch", "service": "simulator", "instance": "simulator:39103"}
+    for target in (worker, notifier, simulator):  # the rules select on what a target is
+        target["component"] = target["service"]
     promtool_test_rules(
         promtool,
         tmp_path,
@@ -775,6 +777,7 @@ def test_dead_letter_alert_fires_only_once_dead_letters_keep_increasing(promtool
                                 {
                                     "job": "energywatch",
                                     "service": "worker",
+                                    "stage": "readings",
                                     "kind": "invalid_reading",
                                     "severity": "warning",
                                 },
