@@ -134,12 +134,14 @@ def measure(
             "EW_NOTIFIER_METRICS_PORT": str(ports["notifier"]),
         }
         report("starting the worker, the evaluator and the notifier")
+        for name in SERVICES:
+            (workdir / f"{name}.log").unlink(missing_ok=True)  # this run's logs only
         services = {
             name: ServiceProcess(command, env, workdir / f"{name}.log").start()
             for name, command in SERVICES.items()
         }
         try:
-            run = _Run(settings, config, site, receiver, services)
+            run = _Run(settings, config, site, receiver, services, ports["evaluator"])
             outcomes, results = run.drive(report)
             results["fleet"] = {
                 "units": config.units,
@@ -164,9 +166,13 @@ class _Run:
         site: probes.ProbeSite,
         receiver: WebhookReceiver,
         services: dict[str, ServiceProcess],
+        evaluator_port: int,
     ) -> None:
         self.settings, self.config, self.site = settings, config, site
         self.receiver, self.services = receiver, services
+        self.evaluator_port = evaluator_port
+        self.passes: list[tuple[float, float]] = []  # (passes so far, last pass seconds)
+        self.evaluator: dict[str, Any] = {}
         planned = int(config.probe_rate * config.seconds) + 2
         self.schedule = probes.ProbeSchedule.ending_near(site, planned, datetime.now(UTC))
         self.sent: list[probes.Probe] = []
@@ -238,6 +244,7 @@ class _Run:
             ),
             "stages_seconds": stages,
             "background": lag,
+            "evaluator": self.evaluator,
             "warmup_seconds": round(warmup, 3),
         }
         return outcomes, results
@@ -275,8 +282,7 @@ class _Run:
                 raise RuntimeError(
                     "the warm-up probe was not told within "
                     f"{self.config.warmup_timeout_seconds:.0f} s: see the logs below and in "
-                    f"{self.services['worker'].log_path.parent}\n"
-                    + self._log_tails()
+                    f"{self.services['worker'].log_path.parent}\n" + self._log_tails()
                 )
             time.sleep(0.05)
         for clear in self.schedule.clear_all():
@@ -316,8 +322,10 @@ class _Run:
         while time.monotonic() < lead_in_end:
             self._check_services(load)
             lags.append(self._lag(conn, load))
+            self._sample_evaluator()
             report(f"lead-in: background load at {config.background_rate:,.0f} readings/s")
             time.sleep(0.5)
+        passes_before = len(self.passes)
         produced_before, stored_before = (
             load.counters.produced.value,
             _stored(conn, self.settings.readings_topic),
@@ -338,6 +346,7 @@ class _Run:
             if time.monotonic() >= next_report:
                 self._check_services(load)
                 lags.append(self._lag(conn, load))
+                self._sample_evaluator()
                 report(self._progress(time.monotonic() - started, lags[-1]))
                 next_report += 1.0
         elapsed = time.monotonic() - started
@@ -345,6 +354,7 @@ class _Run:
         stored = _stored(conn, self.settings.readings_topic) - stored_before
         lag_end = self._lag(conn, load)
         rate = load.achieved_rate()
+        self.evaluator = self._evaluator_summary(passes_before, elapsed)
         return {
             "target_rate": config.background_rate,
             "achieved_rate": round(rate),
@@ -400,6 +410,25 @@ class _Run:
     def _lag(self, conn: psycopg.Connection[TupleRow], load: BackgroundLoad) -> int:
         return max(0, load.counters.produced.value - _stored(conn, self.settings.readings_topic))
 
+    def _sample_evaluator(self) -> None:
+        """The evaluator's pass count and last pass's seconds, when a pass has ended since
+        the last look (a sample of pass times: the service keeps only a gauge)."""
+        values = _scrape({"evaluator": self.evaluator_port}).get("evaluator")
+        if not isinstance(values, dict):
+            return
+        count = sum(v for k, v in values.items() if k.startswith(_PASSES))
+        if not self.passes or count > self.passes[-1][0]:
+            self.passes.append((count, values.get(f"{_EVALUATOR}_last_pass_seconds", 0.0)))
+
+    def _evaluator_summary(self, first: int, elapsed: float) -> dict[str, Any]:
+        window = self.passes[max(first - 1, 0) :]
+        passes = window[-1][0] - window[0][0] if len(window) > 1 else 0
+        return {
+            "passes_per_second": round(passes / elapsed, 2),
+            "pass_seconds_sampled": probes.summary(seconds for _, seconds in window[1:]),
+            "how": "the last pass's seconds (a gauge), read about once a second while probing",
+        }
+
     def _check_services(self, load: BackgroundLoad | None = None) -> None:
         stopped = [name for name, service in self.services.items() if not service.alive()]
         if stopped:
@@ -449,6 +478,8 @@ def _stored_times(
     )
 
 
+_EVALUATOR: Final = "energywatch_evaluator"
+_PASSES: Final = f"{_EVALUATOR}_passes_total"
 #: What the services say about themselves at the end (metric name -> label to split by).
 _METRICS: Final[dict[str, dict[str, str | None]]] = {
     "worker": {
@@ -472,6 +503,8 @@ _METRICS: Final[dict[str, dict[str, str | None]]] = {
 def _scrape(ports: dict[str, int]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for service, wanted in _METRICS.items():
+        if service not in ports:
+            continue
         try:
             url = f"http://127.0.0.1:{ports[service]}/metrics"
             body = urllib.request.urlopen(url, timeout=5).read().decode()
@@ -485,7 +518,7 @@ def _scrape(ports: dict[str, int]) -> dict[str, Any]:
                     continue
                 label = wanted[sample.name]
                 key = sample.name if label is None else f"{sample.name}{{{sample.labels[label]}}}"
-                values[key] = round(sample.value, 3)
+                values[key] = round(values.get(key, 0) + sample.value, 3)  # summed over labels
         out[service] = values
     return out
 
@@ -501,10 +534,10 @@ def run(base: Settings, config: AlertBenchConfig, workdir: Path, report: Report)
 
 def results_table(results: dict[str, Any]) -> Table:
     """The headline numbers, for the console."""
-    table = Table(title="reading in Kafka -> notification at the webhook", show_header=True)
-    table.add_column("")
-    for column in ("count", "p50 s", "p90 s", "p99 s", "max s"):
-        table.add_column(column, justify="right")
+    table = Table(title="reading in Kafka -> notification at the webhook (seconds)")
+    table.add_column("stage")
+    for column in ("n", "p50", "p90", "p99", "max"):
+        table.add_column(column, justify="right", no_wrap=True)
 
     def row(name: str, summary: dict[str, Any]) -> None:
         cells = [summary.get(k) for k in ("count", "p50", "p90", "p99", "max")]
@@ -513,17 +546,12 @@ def results_table(results: dict[str, Any]) -> Table:
     row("[bold]end to end[/bold]", results["latency_seconds"])
     for stage, summary in results["stages_seconds"].items():
         row(f"  {stage.replace('_', ' ')}", summary)
-    p, b = results["probes"], results["background"]
-    table.add_section()
-    table.add_row("probes sent / told / lost", f"{p['sent']} / {p['told']} / {p['lost']}")
-    table.add_row("told more than once", str(p["told_more_than_once"]))
-    table.add_row(
-        "background readings/s: target / achieved",
-        f"{b['target_rate']:,.0f} / {b['achieved_rate']:,}",
-    )
-    table.add_row("worker stored readings/s", f"{b['worker_stored_rate_while_probing']:,}")
-    table.add_row(
-        "worker lag at end (readings, s)",
-        f"{b['worker_lag_readings']['at_end']:,} ({b['worker_behind_seconds_at_end']})",
+    p, b, e = results["probes"], results["background"], results["evaluator"]
+    table.caption = (
+        f"probes sent {p['sent']}, told {p['told']}, lost {p['lost']}, told twice "
+        f"{p['told_more_than_once']}; background {b['achieved_rate']:,}/s of "
+        f"{b['target_rate']:,.0f}/s, worker stored {b['worker_stored_rate_while_probing']:,}/s, "
+        f"lag at end {b['worker_lag_readings']['at_end']:,} readings; evaluator "
+        f"{e['passes_per_second']} passes/s, pass p50 {e['pass_seconds_sampled']['p50']} s"
     )
     return table
