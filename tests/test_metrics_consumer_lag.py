@@ -1,10 +1,20 @@
 """Consumer lag, the pure core (``stream.consumer_lag``): what the worker's lag gauge says for
 each partition, from end, acknowledged, committed and log-start offsets."""
 
+import urllib.error
+import urllib.request
+
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from prometheus_client.parser import text_string_to_metric_families
+from pydantic import SecretStr
 
 from stream.consumer_lag import AcknowledgedOffsets, next_offset, partition_lags
+from tests.conftest import isolated_pipeline, wait_until
+from tests.pipeline import metric_value, produce_raw
+
+BACKLOG = 30
 
 READINGS_0 = ("readings", 0)
 READINGS_1 = ("readings", 1)
@@ -116,3 +126,46 @@ def test_acknowledging_more_never_increases_lag(end, first, later):
     progress.acknowledge(READINGS_0, later)
     after = partition_lags([READINGS_0], {READINGS_0: end}, progress.offsets, {}, {})
     assert after[READINGS_0] <= before[READINGS_0]
+
+
+# --- the adapter, against a real worker ----------------------------------------------------
+
+
+def metric_samples(port: int, name: str) -> list[tuple[dict[str, str], float]]:
+    """Every sample of ``name`` a running service serves: (labels, value); none while the
+    service is still starting."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            body = response.read().decode()
+    except urllib.error.URLError:
+        return []
+    return [
+        (sample.labels, sample.value)
+        for family in text_string_to_metric_families(body)
+        for sample in family.samples
+        if sample.name == name
+    ]
+
+
+@pytest.mark.services
+def test_a_worker_that_cannot_store_reports_its_whole_backlog_as_lag(local_stack, start_service):
+    """The worker's database does not exist: every batch fails and is retried, nothing is
+    acknowledged, and the lag gauge shows every record produced (counted from the log start:
+    the group never committed)."""
+    url = local_stack.database_url.get_secret_value().rsplit("/", 1)[0] + "/ew_no_such_db"
+    with isolated_pipeline(local_stack.model_copy(update={"database_url": SecretStr(url)})) as s:
+        produce_raw(s, [(f"M{i}".encode(), b"{}") for i in range(BACKLOG)])
+        start_service("worker", s)
+
+        def lag_by_partition() -> dict[str, float] | None:
+            lags = metric_samples(s.worker_metrics_port, "energywatch_stream_consumer_lag_records")
+            readings = {
+                labels["partition"]: value
+                for labels, value in lags
+                if labels["topic"] == s.readings_topic and labels["consumer"] == s.worker_app_id
+            }
+            return readings if sum(readings.values()) == BACKLOG else None
+
+        readings = wait_until(lag_by_partition, 45, interval=0.5, what="the backlog as lag")
+        assert set(readings) == {str(p) for p in range(s.topic_partitions)}
+        assert metric_value(s.worker_metrics_port, "energywatch_stream_db_write_errors_total") > 0
