@@ -8,13 +8,16 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 
+from stack import prometheus as stack_prometheus
 from stack.apt import Apt
 from stack.paths import StackPaths
 from stack.prometheus import Prometheus
 from stack.settings import StackSettings
+from tests.conftest import free_port
 from tests.test_metrics_registry import every_series_name
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -167,3 +170,40 @@ def loaded_groups(paths: list[Path]) -> list[dict[str, Any]]:
         for path in paths
         for group in yaml.safe_load(path.read_text(encoding="utf-8"))["groups"]
     ]
+
+
+@pytest.mark.services
+def test_a_new_rule_file_restarts_the_local_prometheus_with_it(promtool, tmp_path, monkeypatch):
+    """A Prometheus of this test's own (own home, own port), started the way `stack up` does."""
+    source = tmp_path / "rules"
+    source.mkdir()
+    for path in RULE_FILES:
+        shutil.copy(path, source / path.name)
+    monkeypatch.setattr(stack_prometheus, "RULES_SOURCE", source)
+    settings = StackSettings(
+        home=tmp_path / "local", cache_dir=tmp_path / "cache", prometheus_port=free_port()
+    )
+    paths = StackPaths.of(settings)
+    prometheus = Prometheus(settings, paths, Apt(paths.log("install"), print))
+
+    def up() -> tuple[int | None, set[str]]:
+        prometheus.install(print)
+        prometheus.ensure_running(print)
+        url = f"{prometheus.endpoint_url}/api/v1/rules"
+        groups = httpx.get(url, timeout=5).json()["data"]["groups"]
+        return prometheus.pid_file.running_pid(), {group["name"] for group in groups}
+
+    try:
+        first_pid, groups = up()
+        assert groups == {group["name"] for group in loaded_groups(RULE_FILES)}
+        assert up()[0] == first_pid  # nothing changed: left running
+        (source / "extra.yml").write_text(
+            "groups:\n  - name: extra\n    rules:\n"
+            "      - alert: Extra\n        expr: vector(1)\n        for: 1m\n",
+            encoding="utf-8",
+        )
+        second_pid, groups = up()
+        assert second_pid != first_pid
+        assert "extra" in groups
+    finally:
+        prometheus.stop()
