@@ -36,8 +36,8 @@ def push(
     create them with those uids (deploy/grafana/provisioning/datasources) first."""
     import os
 
-    from grafana_client import GrafanaApi, TokenAuth
-    from grafana_client.client import GrafanaException
+    from grafana_client.api import GrafanaApi
+    from grafana_client.client import GrafanaException, TokenAuth
     from niquests.exceptions import RequestException
 
     from dashboards.catalog import FOLDER_TITLE, FOLDER_UID, as_json, dashboards
@@ -50,7 +50,7 @@ def push(
             "Editor role in Grafana (Administration > Service accounts) and export it"
         )
         raise typer.Exit(2)
-    api = GrafanaApi.from_url(url, credential=TokenAuth(token), timeout=timeout)
+    api = GrafanaApi.from_url(url, credential=TokenAuth(token), timeout=timeout)  # type: ignore[no-untyped-call]
     models = [as_json(d) for d in dashboards()]
     try:
         with console.status(f"pushing {len(models)} dashboards to {url}"):
