@@ -273,6 +273,8 @@ def test_promtool_accepts_the_generated_config(stack):
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout + result.stderr
+    # the pipeline's alerting rules, the same ones docker-compose's Prometheus loads
+    assert "rules/pipeline.yml" in result.stdout + result.stderr
 
 
 def listening_addresses(port: int) -> set[str]:
