@@ -46,11 +46,11 @@ RANGES: Final = {"24h": timedelta(days=1), "7d": timedelta(days=7), "30d": timed
 #: bytes on disk per row, indexes included, measured on a filled benchmark database; for the
 #: disk check before a fill
 _BYTES_PER_ROW: Final = {
-    "meter_readings": 260,
-    "energy_rollups": 330,
-    "voc_samples": 200,
-    "voc_hourly": 190,
-    "voc_daily": 190,
+    "meter_readings": 275,
+    "energy_rollups": 372,  # fillfactor 70 and a five-column text primary key
+    "voc_samples": 266,
+    "voc_hourly": 234,
+    "voc_daily": 240,
 }
 # Grafana's rangeutil.roundInterval: (upper bound in ms, interval)
 _ROUND_INTERVAL: Final = (
@@ -150,15 +150,23 @@ def _kept(url: str) -> tuple[DatasetSpec, dict[str, Any]] | None:
     try:
         with psycopg.connect(url) as conn:
             row = conn.execute(
-                "SELECT units, days, end_at, voc_minute_days, seed, seconds, rows, sizes "
+                "SELECT units, days, end_at, voc_minute_days, quarter_hour_days, seed, seconds, "
+                "rows, sizes "
                 "FROM bench.dataset WHERE finished_at IS NOT NULL"
             ).fetchone()
     except (psycopg.OperationalError, psycopg.errors.UndefinedTable):
         return None
     if row is None:
         return None
-    spec = DatasetSpec(units=row[0], days=row[1], end=row[2], voc_minute_days=row[3], seed=row[4])
-    return spec, {"seconds": row[5], "rows": row[6], "sizes": row[7]}
+    spec = DatasetSpec(
+        units=row[0],
+        days=row[1],
+        end=row[2],
+        voc_minute_days=row[3],
+        quarter_hour_days=row[4],
+        seed=row[5],
+    )
+    return spec, {"seconds": row[6], "rows": row[7], "sizes": row[8]}
 
 
 def prepare_dataset(
@@ -170,16 +178,18 @@ def prepare_dataset(
     kept = None if refill else _kept(url)
     if kept is not None:
         old, record = kept
-        same = (old.units, old.days, old.voc_minute_days, old.seed) == (
+        same = (old.units, old.days, old.voc_minute_days, old.quarter_hour_days, old.seed) == (
             spec.units,
             spec.days,
             spec.voc_minute_days,
+            spec.quarter_hour_days,
             spec.seed,
         )
         if not same:
             raise DatasetMismatch(
                 f"database {database} holds {old.units} units x {old.days} days "
-                f"(VOC minutes {old.voc_minute_days} days, seed {old.seed}); pass --refill to "
+                f"(VOC minutes {old.voc_minute_days} days, 15-minute rollups "
+                f"{old.quarter_hour_days or old.days} days, seed {old.seed}); pass --refill to "
                 "generate the size asked for, or ask for that size"
             )
         return Dataset(
@@ -206,7 +216,8 @@ def _check_disk(admin_url: str, expected: Mapping[str, int]) -> dict[str, Any]:
     if need > free * 0.9:
         raise RuntimeError(
             f"the dataset needs about {need / 1e9:.0f} GB and {where} has {free / 1e9:.0f} GB "
-            "free: free space, or ask for fewer --days, --units or --voc-minute-days"
+            "free: free space, or keep 15-minute rollups for fewer days (--quarter-hour-days "
+            "30: they are most of it), or ask for fewer --days, --units or --voc-minute-days"
         )
     return {"estimated_gb": round(need / 1e9, 1), "free_gb": round(free / 1e9, 1)}
 

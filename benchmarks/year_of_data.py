@@ -59,12 +59,15 @@ _YEAR_INTERVALS: Final = 365 * 96
 @dataclass(frozen=True)
 class DatasetSpec:
     """How much data: ``units`` of the benchmark fleet over ``days`` up to ``end`` (UTC, on a
-    quarter hour); VOC minute samples only for the last ``voc_minute_days``."""
+    quarter hour); VOC minute samples only for the last ``voc_minute_days``, and 15-minute
+    rollups only for the last ``quarter_hour_days`` (None: every day, as the pipeline keeps
+    them; fewer when the disk cannot hold a year of them)."""
 
     units: int = 500
     days: int = 365
     end: datetime = datetime(2026, 1, 1, tzinfo=UTC)
     voc_minute_days: int = 7
+    quarter_hour_days: int | None = None
     seed: int = 1
 
     def __post_init__(self) -> None:
@@ -76,6 +79,12 @@ class DatasetSpec:
     @property
     def start(self) -> datetime:
         return self.end - timedelta(days=self.days)
+
+    @property
+    def quarter_hours_from(self) -> datetime:
+        if self.quarter_hour_days is None:
+            return self.start
+        return max(self.start, self.end - timedelta(days=self.quarter_hour_days))
 
     @property
     def voc_minutes_from(self) -> datetime:
@@ -355,7 +364,8 @@ def expected_rows(plan: DatasetPlan) -> dict[str, int]:
         for kind in ("county", "city", "industry"):
             regional_series.add((kind, getattr(unit, kind), meter.energy_type))
             regional_series.add((kind, getattr(unit, kind), "all"))
-    per_series = intervals + spec.days * 24 + spec.days + spec.days // 30 + 1
+    quarter_days = min(spec.quarter_hour_days or spec.days, spec.days)
+    per_series = quarter_days * 96 + spec.days * 24 + spec.days + spec.days // 30 + 1
     codes = len(VOC_CODES)
     return {
         "meter_readings": len(plan.meters) * intervals,
@@ -444,76 +454,91 @@ def plan_alerts(plan: DatasetPlan) -> list[AlertEvent]:
     spec = plan.spec
     rng = random.Random(f"alerts:{spec.seed}")  # noqa: S311 - seeded test data, not secrets
     counties = {u.code: u.county for u in plan.units}
-    events: list[AlertEvent] = []
+    events: list[list[AlertEvent]] = []
     for gap in plan.meter_gaps:
         code = gap.key.rsplit("-", 1)[0]
         if gap.end - gap.start < timedelta(hours=3):
             continue
         day = gap.start.astimezone(CHINA_STANDARD_TIME).replace(hour=0, minute=0, second=0)
         share = max(0.0, 1 - (gap.end - gap.start).total_seconds() / 86_400)
-        events += _events(
-            "data-quality.completeness",
-            gap.key,
-            code,
-            counties[code],
-            AlertSeverity.WARNING,
-            Span(gap.key, day.astimezone(UTC) + timedelta(days=1), gap.end + timedelta(days=1)),
-            f"{gap.key} sent {share:.0%} of expected uploads on {day.date()} (required 90%)",
-            round(share, 4),
-            0.9,
-            "share",
-            rng,
-            spec.end,
+        events.append(
+            _events(
+                "data-quality.completeness",
+                gap.key,
+                code,
+                counties[code],
+                AlertSeverity.WARNING,
+                Span(gap.key, day.astimezone(UTC) + timedelta(days=1), gap.end + timedelta(days=1)),
+                f"{gap.key} sent {share:.0%} of expected uploads on {day.date()} (required 90%)",
+                round(share, 4),
+                0.9,
+                "share",
+                rng,
+                spec.end,
+            )
         )
     monitors = {m.monitor_id: m for m in plan.monitors}
     for episode in plan.voc_episodes:
         monitor = monitors[episode.key]
         value = monitor.hourly_limit_mg_m3 * episode.level
-        events += _events(
-            f"voc-hourly.{NMHC}",
-            f"{monitor.monitor_id}.{NMHC}",
-            monitor.enterprise_code,
-            monitor.county,
-            AlertSeverity.CRITICAL,
-            episode,
-            f"{monitor.monitor_id} NMHC hourly average {value:.1f} mg/m3 above its limit",
-            round(value, 3),
-            monitor.hourly_limit_mg_m3,
-            "mg/m3",
-            rng,
-            spec.end,
+        events.append(
+            _events(
+                f"voc-hourly.{NMHC}",
+                f"{monitor.monitor_id}.{NMHC}",
+                monitor.enterprise_code,
+                monitor.county,
+                AlertSeverity.CRITICAL,
+                episode,
+                f"{monitor.monitor_id} NMHC hourly average {value:.1f} mg/m3 above its limit",
+                round(value, 3),
+                monitor.hourly_limit_mg_m3,
+                "mg/m3",
+                rng,
+                spec.end,
+            )
         )
     for unit in plan.units:
         for product, unit_name, kgce, _ in unit.products:
             for span in _spans(rng, unit.code, plan.spec, rng.randint(0, 2), (24, 24 * 10)):
-                events += _events(
-                    f"product-energy.{product}.day",
-                    unit.code,
-                    unit.code,
-                    unit.county,
-                    AlertSeverity.WARNING,
-                    span,
-                    f"{product} at {unit.code}: above its limit",
-                    round(kgce * rng.uniform(1.05, 1.2), 1),
-                    kgce,
-                    f"kgce/{unit_name.lower()}",
-                    rng,
-                    spec.end,
+                events.append(
+                    _events(
+                        f"product-energy.{product}.day",
+                        unit.code,
+                        unit.code,
+                        unit.county,
+                        AlertSeverity.WARNING,
+                        span,
+                        f"{product} at {unit.code}: above its limit",
+                        round(kgce * rng.uniform(1.05, 1.2), 1),
+                        kgce,
+                        f"kgce/{unit_name.lower()}",
+                        rng,
+                        spec.end,
+                    )
                 )
         if rng.random() < 0.15:
             span = _spans(rng, unit.code, plan.spec, 1, (24 * 7, 24 * 60))[0]
-            events += _events(
-                "energy-budget.unit.pace",
-                unit.code,
-                unit.code,
-                unit.county,
-                AlertSeverity.NOTICE,
-                span,
-                f"{unit.code} is using its energy budget faster than planned",
-                round(rng.uniform(1.0, 1.2), 3),
-                1.0,
-                "pace",
-                rng,
-                spec.end,
+            events.append(
+                _events(
+                    "energy-budget.unit.pace",
+                    unit.code,
+                    unit.code,
+                    unit.county,
+                    AlertSeverity.NOTICE,
+                    span,
+                    f"{unit.code} is using its energy budget faster than planned",
+                    round(rng.uniform(1.0, 1.2), 3),
+                    1.0,
+                    "pace",
+                    rng,
+                    spec.end,
+                )
             )
-    return events
+    # two situations on one subject starting together are one alert: keep the first
+    out: list[AlertEvent] = []
+    seen: set[str] = set()
+    for group in events:
+        if group[0].alert_id not in seen:
+            seen.add(group[0].alert_id)
+            out.extend(group)
+    return out

@@ -44,7 +44,7 @@ _SCHEMA = """
 DROP SCHEMA IF EXISTS bench CASCADE;
 CREATE SCHEMA bench;
 CREATE TABLE bench.dataset (units int, days int, start_at timestamptz, end_at timestamptz,
-    voc_minute_days int, seed int, started_at timestamptz DEFAULT now(),
+    voc_minute_days int, quarter_hour_days int, seed int, started_at timestamptz DEFAULT now(),
     finished_at timestamptz, seconds double precision, rows jsonb, sizes jsonb);
 CREATE TABLE bench.units (code text PRIMARY KEY, county text, city text, industry text,
     annual_tce double precision, output_value_cny_per_tce double precision);
@@ -175,6 +175,7 @@ SELECT '{kind}', {subject}, b.energy_type, '{size}', b.start_at, b.start_at + in
        b.covered_seconds, b.flagged, b.stuck, b.jumps, b.resets, b.off_period_start, 0,
        b.start_at + interval '{step}'
 FROM base_{size} b
+{where}
 """
 _SUBJECTS = {"meter": "b.meter_id", "unit": "b.code", "county": "u.county", "city": "u.city"}
 
@@ -331,13 +332,19 @@ def _rollup_statements() -> list[tuple[str, str]]:
         kinds = ["unit", "county", "city", "industry"] + (
             ["meter"] if size in ("1d", "1mo") else []
         )
+        # 15-minute rollups only from --quarter-hour-days back (all by default)
+        quarter = "b.start_at >= %(quarter_from)s" if size == "15m" else ""
         for kind in kinds:
             subject = _SUBJECTS.get(kind, "u.industry")
             for energy in ("type", "all") if kind != "meter" else ("type",):
                 by_type = energy == "type"
                 if by_type and kind in ("meter", "unit"):
                     direct = _ROLLUP_DIRECT.format(
-                        kind=kind, subject=_SUBJECTS[kind], size=size, step=_STEPS[size]
+                        kind=kind,
+                        subject=_SUBJECTS[kind],
+                        size=size,
+                        step=_STEPS[size],
+                        where=f"WHERE {quarter}" if quarter else "",
                     )
                     out.append((f"rollups {kind} {size}", direct))
                     continue
@@ -352,7 +359,10 @@ def _rollup_statements() -> list[tuple[str, str]]:
                             step=_STEPS[size],
                             physical="sum(b.physical)" if by_type else "NULL::numeric",
                             unit="min(b.physical_unit)" if by_type else "NULL::text",
-                            where="" if by_type else "WHERE b.in_all",
+                            where="WHERE "
+                            + " AND ".join(c for c in (quarter, "" if by_type else "b.in_all") if c)
+                            if quarter or not by_type
+                            else "",
                             group=f"{subject}, b.energy_type, b.start_at"
                             if by_type
                             else f"{subject}, b.start_at",
@@ -372,9 +382,17 @@ def create_plan_tables(conn: Conn, plan: DatasetPlan) -> None:
     with conn.transaction(), conn.cursor() as cur:
         cur.execute(_SCHEMA)
         cur.execute(
-            "INSERT INTO bench.dataset (units, days, start_at, end_at, voc_minute_days, seed) "
-            "VALUES (%s, %s, %s, %s, %s, %s)",
-            (spec.units, spec.days, spec.start, spec.end, spec.voc_minute_days, spec.seed),
+            "INSERT INTO bench.dataset (units, days, start_at, end_at, voc_minute_days, "
+            "quarter_hour_days, seed) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            (
+                spec.units,
+                spec.days,
+                spec.start,
+                spec.end,
+                spec.voc_minute_days,
+                spec.quarter_hour_days,
+                spec.seed,
+            ),
         )
         with cur.copy("COPY bench.units FROM STDIN") as copy:
             for u in plan.units:
@@ -441,6 +459,7 @@ def fill_chunk(conn: Conn, plan: DatasetPlan, chunk: Chunk, step: Step) -> dict[
         "end": chunk.end,
         "step": timedelta(seconds=plan.meters[0].interval_seconds),
         "from": plan.spec.voc_minutes_from,
+        "quarter_from": plan.spec.quarter_hours_from,
     }
     seconds: dict[str, float] = {}
 
@@ -475,7 +494,7 @@ def fill_chunk(conn: Conn, plan: DatasetPlan, chunk: Chunk, step: Step) -> dict[
                 _COARSER.format(size=size, finer=finer, trunc=trunc, sums=_SUMS),
             )
         for label, sql in _rollup_statements():
-            run(label, sql)
+            run(label, sql, params)
         run("VOC", _voc_sql(_VOC_HOURS), params)
         run("VOC", _voc_sql(_VOC_HOURLY_SAMPLES))
         run("VOC", _voc_sql(_VOC_HOURLY))

@@ -243,6 +243,10 @@ def bench_dashboards(
     voc_minute_days: Annotated[
         int, typer.Option(min=0, help="Days of VOC minute samples (hours: every day)")
     ] = 7,
+    quarter_hour_days: Annotated[
+        int | None,
+        typer.Option(min=1, help="Days of 15-minute rollups (default: all, as the worker keeps)"),
+    ] = None,
     refill: Annotated[bool, typer.Option(help="Generate the data again")] = False,
     database: Annotated[str, typer.Option(help="The benchmark's own database")] = (
         "energywatch_bench_dashboards"
@@ -265,7 +269,13 @@ def bench_dashboards(
 
     now = datetime.now(UTC)
     end = now.replace(minute=now.minute - now.minute % 15, second=0, microsecond=0)
-    spec = DatasetSpec(units=units, days=days, end=end, voc_minute_days=voc_minute_days)
+    spec = DatasetSpec(
+        units=units,
+        days=days,
+        end=end,
+        voc_minute_days=voc_minute_days,
+        quarter_hour_days=quarter_hour_days,
+    )
     columns = (TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console) as progress:
         task = progress.add_task("dashboards benchmark", total=1.0)
