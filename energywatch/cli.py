@@ -21,6 +21,7 @@ from energywatch import (
     hj212_commands,
     ingest_commands,
     plans_commands,
+    prove_commands,
     register_commands,
     simulation_commands,
 )
@@ -129,6 +130,7 @@ app.add_typer(hj212_commands.app, name="hj212", help="HJ 212 packets: decode the
 app.add_typer(dashboards_commands.app, name="dashboards")
 app.add_typer(ingest_commands.app, name="ingest", help="Ingest gateways: HJ 212, HTTPS, MQTT.")
 app.add_typer(alerts_commands.app, name="alerts", help="Alert services: evaluator, notifier, API.")
+app.add_typer(prove_commands.app, name="prove")
 app.command()(simulation_commands.simulate)
 app.command()(simulation_commands.replay)
 app.command()(export_commands.export)
