@@ -57,7 +57,7 @@ from contracts.alert_events import AlertEvent, encode_alert
 from energywatch.settings import Settings
 from storage import alert_store
 from storage.alert_dirty import CHANNEL as DIRTY_CHANNEL
-from storage.alert_dirty import Dirty, claim_dirty
+from storage.alert_dirty import Dirty, claim_dirty, mark_dirty
 from storage.alert_store import COMMANDS_CHANNEL, Command, PendingCommand
 from storage.migrate import migrate
 
@@ -159,6 +159,7 @@ class Evaluator:
         self._lifecycle = AlertLifecycle(self._config)
         self._inputs: ConditionSource | None = None
         self._saved: dict[str, str | None] = {}  # snapshots as last stored, as JSON text
+        self._deferred_readings = False  # the last pass put the readings' marks back
 
     def stop(self) -> None:
         self._stopping.set()
@@ -239,6 +240,7 @@ class Evaluator:
         sweep_every = self._settings.evaluator_sweep_seconds
         listener = asyncio.create_task(self._listen())
         next_sweep = loop.time()  # catch up at once on what came while nobody led
+        sweep_deferred = False
         retry_publish: float | None = None
         publish_backoff = 0.5
         try:
@@ -255,10 +257,16 @@ class Evaluator:
                 notified = self._wake.is_set()
                 self._wake.clear()
                 sweep = loop.time() >= next_sweep
-                if notified or sweep:
+                if notified and sweep and not sweep_deferred:
+                    # what was notified goes out first: a sweep re-judges every rule and
+                    # takes long; it follows at once, so it is late by one pass at most
+                    await self._pass(False)
+                    sweep_deferred = True
+                elif notified or sweep:
                     await self._pass(sweep)
                     if sweep:
                         next_sweep = loop.time() + sweep_every
+                        sweep_deferred = False
                 if await self._publish_safely():
                     retry_publish, publish_backoff = None, 0.5
                 else:
@@ -337,6 +345,7 @@ class Evaluator:
                 raise LeadershipLost("the leader lock is no longer held")
             happened = await self._apply_commands(conn, cur, inputs, now)
             dirty = await claim_dirty(cur, DIRTY_BATCH)
+            dirty, deferred = await self._defer_readings(cur, dirty, sweep)
             conditions = await inputs.on_dirty(conn, dirty, now) if dirty else []
             if sweep:
                 conditions += await inputs.on_tick(conn, now)
@@ -347,19 +356,38 @@ class Evaluator:
             await alert_store.upsert_alerts(cur, events)
             await self._save(cur, LIFECYCLE_SNAPSHOT, self._lifecycle.snapshot(), now)
             await self._save(cur, INPUTS_SNAPSHOT, inputs.snapshot(), now)
-        if len(dirty) >= DIRTY_BATCH:
+        self._deferred_readings = deferred
+        if len(dirty) >= DIRTY_BATCH or deferred:
             self._wake.set()  # more marks are waiting
         recorded = [event for event in events if event.event_id in new_ids]
         for event in recorded:
             self._metrics.events.labels(kind=event.kind.value).inc()
         if recorded or dirty:
             log.info(
-                "pass: %d dirty, %d conditions, %d events",
+                "pass: %d dirty, %d conditions, %d events%s",
                 len(dirty),
                 len(conditions),
                 len(recorded),
+                " (readings' marks next)" if deferred else "",
             )
         return recorded
+
+    async def _defer_readings(
+        self, cur: alert_store.Cursor, dirty: list[Dirty], sweep: bool
+    ) -> tuple[list[Dirty], bool]:
+        """Put the readings' marks back for the next pass when VOC or production marks came
+        with them: those are few units, their rules are quick, and a single VOC reading above
+        its limit is an alert on its own, so it should not wait for the readings rules over
+        every unit a stream batch touched. Never on a sweep nor twice in a row, so readings
+        are judged one short pass later at most. The marks go back in this transaction: a
+        failed pass leaves them as they were."""
+        if sweep or self._deferred_readings:
+            return dirty, False
+        readings = [d for d in dirty if d.source == "readings"]
+        if not readings or len(readings) == len(dirty):
+            return dirty, False
+        await mark_dirty(cur, "readings", {d.enterprise_code: d.since for d in readings})
+        return [d for d in dirty if d.source != "readings"], True
 
     async def _apply_commands(
         self,
