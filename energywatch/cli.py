@@ -238,6 +238,44 @@ def bench_stream(
     console.print(f"results: {path}")
 
 
+@bench_app.command("side-by-side")
+def bench_side_by_side(
+    readings: Annotated[
+        int, typer.Option(min=1000, help="Readings pre-loaded into Kafka, once")
+    ] = 200_000,
+    units: Annotated[int, typer.Option(min=1, help="Key units in the simulated fleet")] = 500,
+) -> None:
+    """The same job (readings -> per-unit 15-minute and daily tce rollups) by EnergyWatch, a
+    Quix Streams app and a plain kafka-python consumer, one after the other, with the raw
+    consume, raw COPY and bare-Faust ceilings: readings/s, seconds, peak memory, ratios.
+    Fails unless every peer's rollups equal EnergyWatch's. JSON in benchmarks/results/, the
+    table in benchmarks/SIDE_BY_SIDE.md."""
+    import json
+
+    import psycopg
+    from kafka.errors import KafkaError
+
+    from benchmarks.results_file import write_results
+    from benchmarks.side_by_side import RollupMismatch, markdown
+    from benchmarks.side_by_side import run as run_benchmark
+
+    try:
+        with console.status("benchmarking") as status:
+            results = run_benchmark(Settings.load(), readings, units, status.update)
+    except RollupMismatch as exc:
+        console.print(f"[red]the contenders did not do the same job:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    except (RuntimeError, OSError, psycopg.Error, KafkaError) as exc:
+        console.print(f"[red]the benchmark failed:[/red] {exc}")
+        console.print("is the local stack up? `energywatch stack status`")
+        raise typer.Exit(1) from exc
+    path = write_results("side-by-side", results)
+    table = markdown(json.loads(path.read_text()))
+    (REPO_ROOT / "benchmarks" / "SIDE_BY_SIDE.md").write_text(table)
+    console.print(table)
+    console.print(f"results: {path}; table: benchmarks/SIDE_BY_SIDE.md")
+
+
 @bench_app.command("dashboards")
 def bench_dashboards(
     units: Annotated[int, typer.Option(min=1, help="Key units in the simulated fleet")] = 500,
