@@ -1,0 +1,119 @@
+"""``energywatch bench side-by-side``: every contender does the same job, and the benchmark
+refuses to compare contenders that did not."""
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from benchmarks.peers.rollup_job import ReadingTce
+from benchmarks.side_by_side import (
+    ORDER,
+    RollupMismatch,
+    check_same_rollups,
+    differences,
+    markdown,
+    run,
+)
+from benchmarks.stream import _accounted_rows, _readings
+
+DAY = datetime(2026, 3, 1, 16, tzinfo=UTC)  # 2026-03-02 00:00 China time
+
+
+def test_a_peer_takes_each_reading_at_the_tce_the_worker_accounts_it():
+    records = _readings(5, 400)
+    rows = asyncio.run(_accounted_rows(5, records))
+    to_tce = ReadingTce()
+    compared = 0
+    for (_, value), row in zip(records, rows, strict=True):
+        part = to_tce(value)
+        if row.energy_type == "water":
+            assert part is None
+            continue
+        assert part is not None
+        assert (part.unit, part.period_start) == (row.enterprise_code, row.period_start)
+        assert part.tce == row.tce
+        compared += 1
+    assert compared > 100
+
+
+def test_a_record_that_is_not_a_reading_adds_nothing():
+    to_tce = ReadingTce()
+    assert to_tce(None) is None
+    assert to_tce(b"not json") is None
+    assert to_tce(b'{"schema_version": 1, "energy_type": "electricity"}') is None
+
+
+totals = st.dictionaries(
+    st.tuples(st.sampled_from(["U1", "U2", "U3"]), st.integers(0, 5)).map(
+        lambda k: (k[0], DAY + timedelta(days=k[1]))
+    ),
+    st.decimals(min_value=0, max_value=10_000, places=9),
+    max_size=12,
+)
+
+
+@given(totals)
+def test_totals_agree_with_themselves(reference):
+    assert differences(reference, dict(reference)) == []
+
+
+@given(totals.filter(bool), st.data())
+def test_a_total_off_by_more_than_a_nanotonne_is_a_difference(reference, data):
+    key = data.draw(st.sampled_from(sorted(reference)))
+    other = {**reference, key: reference[key] + Decimal("2e-9")}
+    found = differences(reference, other)
+    assert len(found) == 1
+    assert key[0] in found[0]
+
+
+def test_missing_and_extra_windows_are_differences():
+    reference = {("U1", DAY): Decimal("1.5"), ("U2", DAY): Decimal(2)}
+    other = {("U1", DAY): Decimal("1.5000000005"), ("U3", DAY): Decimal(2)}
+    assert differences(reference, other) == [
+        f"missing U2 {DAY.isoformat()}",
+        f"extra U3 {DAY.isoformat()}",
+    ]
+
+
+def test_a_peer_with_other_totals_fails_the_benchmark_loudly():
+    reference = {"15m": {("U1", DAY): Decimal(1)}, "1d": {("U1", DAY): Decimal(1)}}
+    other = {"15m": {("U1", DAY): Decimal(1)}, "1d": {("U1", DAY): Decimal("1.1")}}
+    with pytest.raises(RollupMismatch, match="quix_streams's rollups differ"):
+        check_same_rollups("quix_streams", reference, other)
+
+
+@pytest.mark.services
+@pytest.mark.timeout(600)
+def test_every_contender_on_two_thousand_readings_stores_energywatchs_rollups(local_stack):
+    """The real run, small: EnergyWatch's worker, the Quix Streams app and the plain consumer
+    each on the same 2,000 readings, against the local Kafka and TimescaleDB. ``run`` raises
+    ``RollupMismatch`` if a peer's per-unit 15-minute or daily totals differ from the worker's
+    by more than 1e-9 t."""
+    results = run(local_stack, readings=2000, units=10, report=lambda message: None)
+
+    assert set(results["same_result"]) == {"quix_streams", "plain_consumer"}
+    for text in results["same_result"].values():
+        assert text.startswith("equal to EnergyWatch's within 1E-9 t: 10 unit-days")
+    assert set(results["contenders"]) == set(ORDER)
+    for name, contender in results["contenders"].items():
+        assert contender["records"] == 2000, name
+        assert contender["per_second"] > 0, name
+    ours = results["contenders"]["energywatch"]
+    assert ours["energywatch_ratio"] == 1.0
+    assert ours["peak_rss_mib"] > 20  # a whole Python process, read from /proc
+    assert 0 < results["readings_in_tce_rollups"] < 2000  # water is in no tce total
+
+    document = {
+        "at": "2026-11-21T00:00:00+00:00",
+        "commit": "abc1234",
+        "machine": {"cpus": 2, "platform": "Linux", "python": "3.11"},
+        "results": results,
+    }
+    table = markdown(document)
+    for name in ORDER:
+        assert f"| {name} |" in table
+    assert "EnergyWatch ≥ 3.0× quix_streams" in table
