@@ -1,12 +1,17 @@
 """The main job: the local stack, a simulated city's enterprises, real aggregates and alerts.
 
-    stack up -> a fresh demo database and topics -> the scenario's register and recipients
-      -> worker + alert evaluator + notifier (child processes), two webhook receivers (the
-         city's energy-supervision office, and one enterprise)
+    stack up -> a fresh demo database and topics -> the scenario's register, plans and
+      recipients
+      -> worker + alert evaluator + notifier (child processes), webhook receivers for the
+         city's energy-supervision office and for each unit the scenario expects alerts about
       -> the heavy-pollution declaration the scenario calls for (an operator's command)
-      -> the scenario's meter readings, VOC samples and production reports into Kafka
-      -> wait until everything is stored, judged and notified
-      -> print the alerts, whether each expected outcome happened, who was told what, the
+      -> the scenario's meter readings, VOC samples and production reports into Kafka, up to
+         the operators' moment (``operator.at``); wait until it is stored, judged and told
+      -> the operators acknowledge every alert firing (the Alerts API's command path), the
+         amended register and plans are written and the evaluator restarted on them
+      -> the rest of the scenario; wait again
+      -> print the alerts, per expected alert whether it was raised, notified (office and
+         unit), acknowledged and resolved (each once, in its window), who was told what, the
          counties' energy, and a summary; exit 1 if anything expected did not happen
 
 The demo database (``energywatch_demo``) is recreated at the start and kept afterwards, so
@@ -16,10 +21,13 @@ judges silent devices on the data's own clock (``EW_EVALUATOR_CLOCK=data``).
 """
 
 import asyncio
+import contextlib
 import secrets
 import time
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Final
@@ -51,6 +59,36 @@ DEMO_PREFIX: Final = "energywatch-demo"
 
 
 @dataclass
+class _Services:
+    """The demo's worker, evaluator and notifier; the evaluator restarts on new files."""
+
+    env: dict[str, str]
+    logs: Path
+    running: dict[str, ServiceProcess] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for name, command in (("worker", ["worker"]), ("evaluator", ["alerts", "evaluate"])):
+            self.running[name] = self._start(name, command, self.env)
+        self.running["notifier"] = self._start("notifier", ["notify"], self.env)
+
+    def _start(self, name: str, command: list[str], env: dict[str, str]) -> ServiceProcess:
+        return ServiceProcess(command, env, self.logs / f"demo-{name}.log").start()
+
+    def restart_evaluator(self, files: dict[str, str]) -> None:
+        self.running["evaluator"].stop()
+        self.running["evaluator"] = self._start(
+            "evaluator", ["alerts", "evaluate"], {**self.env, **files}
+        )
+
+    def dead(self) -> list[str]:
+        return [" ".join(s.command) for s in self.running.values() if not s.alive()]
+
+    def stop(self) -> None:
+        for service in self.running.values():
+            service.stop()
+
+
+@dataclass
 class MainJob:
     scenario_path: Path
     timeout_seconds: float
@@ -71,51 +109,42 @@ class MainJob:
         workdir = stack_settings.home / "demo"
         workdir.mkdir(parents=True, exist_ok=True)
         logs = stack_settings.home / "logs"
-        supervisor_secret, enterprise_secret = secrets.token_hex(16), secrets.token_hex(16)
-        with (
-            WebhookReceiver(supervisor_secret.encode()) as supervisor,
-            WebhookReceiver(enterprise_secret.encode()) as enterprise,
-        ):
-            (workdir / "register.yaml").write_text(
-                yaml.safe_dump(
-                    demo.scenario_register(scenario).model_dump(mode="json"),
-                    allow_unicode=True,
-                    sort_keys=False,
-                ),
-                encoding="utf-8",
-            )
-            recipients, told_enterprise = demo.recipients_document(
+        told = demo.told_enterprises(scenario)
+        with contextlib.ExitStack() as receivers:
+            supervisor_secret = secrets.token_hex(16)
+            supervisor = receivers.enter_context(WebhookReceiver(supervisor_secret.encode()))
+            enterprise_secrets = {e.code: secrets.token_hex(16) for e in told}
+            enterprises = {
+                code: receivers.enter_context(WebhookReceiver(secret.encode()))
+                for code, secret in enterprise_secrets.items()
+            }
+            recipients = demo.recipients_document(
                 scenario,
                 (supervisor.url, supervisor_secret),
-                (enterprise.url, enterprise_secret),
+                {code: (enterprises[code].url, enterprise_secrets[code]) for code in enterprises},
             )
             path = workdir / "recipients.yaml"
             path.write_text(yaml.safe_dump(recipients, allow_unicode=True), encoding="utf-8")
             path.chmod(0o600)  # it holds the webhook secrets
             env = {
                 **settings.as_env(),
-                "EW_REGISTER_PATH": str(workdir / "register.yaml"),
-                "EW_RECIPIENTS_PATH": str(workdir / "recipients.yaml"),
+                **demo.write_rule_files(workdir, scenario),
+                "EW_RECIPIENTS_PATH": str(path),
                 "EW_SEND_REPLAYS": "true",
                 "EW_EVALUATOR_CLOCK": "data",
-                "EW_EVALUATOR_SWEEP_SECONDS": "5",
+                "EW_EVALUATOR_SWEEP_SECONDS": "2",
                 **{
                     f"EW_{name}_METRICS_PORT": "0"
                     for name in ("WORKER", "NOTIFIER", "EVALUATOR", "SIMULATOR")
                 },
             }
-            services = [
-                ServiceProcess(["worker"], env, logs / "demo-worker.log").start(),
-                ServiceProcess(["alerts", "evaluate"], env, logs / "demo-evaluator.log").start(),
-                ServiceProcess(["notify"], env, logs / "demo-notifier.log").start(),
-            ]
+            services = _Services(env, logs)
             try:
                 return self._drive(
-                    settings, scenario, services, supervisor, enterprise, told_enterprise, started
+                    settings, scenario, services, supervisor, enterprises, workdir, started
                 )
             finally:
-                for service in services:
-                    service.stop()
+                services.stop()
 
     # -- set-up ------------------------------------------------------------------------------
 
@@ -143,28 +172,54 @@ class MainJob:
         self,
         settings: Settings,
         scenario: Scenario,
-        services: list[ServiceProcess],
+        services: _Services,
         supervisor: WebhookReceiver,
-        enterprise: WebhookReceiver,
-        told_enterprise: str,
+        enterprises: Mapping[str, WebhookReceiver],
+        workdir: Path,
         started: float,
     ) -> int:
         asyncio.run(demo.declare_emergencies(settings, scenario))
-        with Progress(console=self.console, transient=True) as bar:
-            task = bar.add_task(f"simulating {scenario.config.name}", total=1.0)
-            produced = demo.produce(settings, scenario, lambda f: bar.update(task, completed=f))
+        feed = demo.ScenarioFeed(settings, scenario)
+        operator = scenario.config.operator
+        produce_started = time.monotonic()
+        self._send(feed, scenario, operator.at if operator else None)
+        final = asyncio.run(self._wait(settings, feed.produced, services))
+        if operator is not None:
+            at = operator.at.astimezone(CHINA_STANDARD_TIME).strftime("%d %b %H:%M")
+            due = asyncio.run(self._wait_for_due(settings, scenario))
+            if due:
+                self.console.print(f"[red]not firing by {at}:[/red] {', '.join(due)}")
+            live = demo.firing(asyncio.run(demo.alert_history(settings)))
+            asyncio.run(demo.acknowledge(settings, live))
+            self.console.print(f"{at}: the operators acknowledged {len(live)} firing alert(s)")
+            asyncio.run(self._wait(settings, feed.produced, services, commands=True))
+            if operator.amendments:
+                services.restart_evaluator(demo.write_rule_files(workdir, scenario, amended=True))
+                self.console.print(
+                    f"{at}: {len(operator.amendments)} amendment(s) written; the evaluator "
+                    "restarted to read them"
+                )
+            self.console.print(f"up to {at}: {time.monotonic() - produce_started:.1f}s")
+            self._send(feed, scenario, None)
+            final = asyncio.run(self._wait(settings, feed.produced, services))
+        pipeline_seconds = time.monotonic() - produce_started
+        produced = feed.produced
         self.console.print(
             "simulator produced "
             + ", ".join(f"{n:,} {channel}" for channel, n in sorted(produced.items()))
         )
-        produce_started = time.monotonic()
-        final = asyncio.run(self._wait(settings, produced, services))
-        pipeline_seconds = time.monotonic() - produce_started
         events = asyncio.run(demo.alert_history(settings))
+        deliverable = {e.event_id for e in events if e.deliver}
+        supervisor.wait_for_ids(deliverable, timeout=20)
+        for code, receiver in enterprises.items():
+            own = {e.event_id for e in events if e.deliver and e.enterprise_code == code}
+            receiver.wait_for_ids(own, timeout=10)
         checks = check_outcomes(scenario, events)
+        lifecycles = demo.lifecycle_report(scenario, events, supervisor, enterprises)
         self._print_alerts(events)
         self._print_checks(checks)
-        self._print_recipients(supervisor, enterprise, told_enterprise)
+        self._print_lifecycles(lifecycles)
+        self._print_recipients(supervisor, enterprises)
         asyncio.run(self._print_counties(settings, scenario))
         table = Table(title="summary", show_header=False)
         for channel in ("readings", "voc", "production"):
@@ -180,22 +235,47 @@ class MainJob:
         table.add_row("demo database (kept)", DEMO_DATABASE)
         self.console.print(table)
         missed = [c for c in checks if not c.met]
+        broken = [r for r in lifecycles if not r.ok]
         complete = final.readings >= produced.get("readings", 0) and not final.unpublished
-        if missed or not complete:
+        if missed or broken or not complete:
             self.console.print(
-                f"[red]{len(missed)} expected outcome(s) missed"
+                f"[red]{len(missed)} expected outcome(s) missed, {len(broken)} alert(s) not "
+                "raised, told, acknowledged and resolved once each"
                 f"{'' if complete else ', and the pipeline did not finish in time'}[/red]: see "
                 ".local/logs/demo-worker.log, demo-evaluator.log and demo-notifier.log"
             )
             return 1
-        self.console.print("[green]every expected outcome happened[/green]")
+        self.console.print(
+            "[green]every expected outcome happened; every expected alert was raised, told, "
+            "acknowledged and resolved once[/green]"
+        )
         return 0
 
+    def _send(self, feed: demo.ScenarioFeed, scenario: Scenario, until: datetime | None) -> None:
+        with Progress(console=self.console, transient=True) as bar:
+            task = bar.add_task(f"simulating {scenario.config.name}", total=1.0)
+            feed.send(until, lambda f: bar.update(task, completed=f))
+
+    async def _wait_for_due(self, settings: Settings, scenario: Scenario) -> list[str]:
+        """Until every alert expected before the operators act is firing (or the timeout):
+        what is still missing."""
+        deadline = time.monotonic() + min(self.timeout_seconds, 60)
+        while True:
+            due = demo.due_by_operator(scenario, await demo.alert_history(settings))
+            if not due or time.monotonic() > deadline:
+                return due
+            await asyncio.sleep(0.5)
+
     async def _wait(
-        self, settings: Settings, produced: Counter[str], services: list[ServiceProcess]
+        self,
+        settings: Settings,
+        produced: Counter[str],
+        services: _Services,
+        commands: bool = False,
     ) -> demo.DemoProgress:
-        """Until everything is stored, nothing is left to judge or publish, and nothing new has
-        happened for a few seconds (or the timeout)."""
+        """Until everything sent is stored, nothing is left to judge or publish (nor, with
+        ``commands``, to apply), and nothing new has happened for a few seconds (or the
+        timeout)."""
         deadline = time.monotonic() + self.timeout_seconds
         quiet_since = time.monotonic()
         last: demo.DemoProgress | None = None
@@ -204,7 +284,7 @@ class MainJob:
         ) as conn:
             with self.console.status("waiting for the pipeline") as status:
                 while time.monotonic() < deadline:
-                    dead = [" ".join(s.command) for s in services if not s.alive()]
+                    dead = services.dead()
                     if dead:
                         self.console.print(f"[red]{', '.join(dead)} exited[/red]")
                         break
@@ -218,7 +298,9 @@ class MainJob:
                         quiet_since, last = time.monotonic(), now
                     stored = now.readings >= produced.get("readings", 0)
                     settled = stored and now.dirty == 0 and now.unpublished == 0
-                    if settled and time.monotonic() - quiet_since > 8:
+                    if commands and await demo.commands_pending(conn):
+                        settled = False
+                    if settled and time.monotonic() - quiet_since > _QUIET_SECONDS:
                         break
                     await asyncio.sleep(0.5)
             return await demo.pipeline_progress(conn)
@@ -257,8 +339,34 @@ class MainJob:
             )
         self.console.print(table)
 
+    def _print_lifecycles(self, lifecycles: list[demo.RuleLifecycle]) -> None:
+        table = Table(title="each expected alert, end to end")
+        for column in ("rule", "subject", "raised", "notified", "acked", "resolved", "ok"):
+            table.add_column(column)
+
+        def when(event: AlertEvent | None) -> str:
+            if event is None:
+                return "-"
+            return event.at.astimezone(CHINA_STANDARD_TIME).strftime("%m-%d %H:%M")
+
+        for row in lifecycles:
+            check = row.check
+            told = "office " + ("yes" if row.office_told else "[red]NO[/red]")
+            if row.unit_told is not None:
+                told += ", unit " + ("yes" if row.unit_told else "[red]NO[/red]")
+            table.add_row(
+                check.expected.rule,
+                check.expected.subject,
+                f"{row.fired}x {when(check.evidence)}",
+                told,
+                f"{row.acknowledged}x",
+                f"{row.resolved}x {when(check.resolution)}",
+                "[green]yes[/green]" if row.ok else f"[red]{'; '.join(row.problems)}[/red]",
+            )
+        self.console.print(table)
+
     def _print_recipients(
-        self, supervisor: WebhookReceiver, enterprise: WebhookReceiver, told: str
+        self, supervisor: WebhookReceiver, enterprises: Mapping[str, WebhookReceiver]
     ) -> None:
         table = Table(title="who was told")
         for column in ("recipient", "messages", "events", "only its own"):
@@ -270,13 +378,14 @@ class MainJob:
             str(len(supervisor_events)),
             "-",
         )
-        own = enterprise.unique_alerts()
-        table.add_row(
-            f"enterprise {told}",
-            str(len(enterprise.notifications)),
-            str(len(own)),
-            "yes" if all(e.enterprise_code == told for e in own) else "[red]NO[/red]",
-        )
+        for code, receiver in enterprises.items():
+            own = receiver.unique_alerts()
+            table.add_row(
+                f"enterprise {code}",
+                str(len(receiver.notifications)),
+                str(len(own)),
+                "yes" if all(e.enterprise_code == code for e in own) else "[red]NO[/red]",
+            )
         self.console.print(table)
 
     async def _print_counties(self, settings: Settings, scenario: Scenario) -> None:
@@ -308,3 +417,4 @@ class MainJob:
 
 
 _RANK: Final = {"info": 0, "notice": 1, "warning": 2, "critical": 3}
+_QUIET_SECONDS: Final = 3.0

@@ -7,8 +7,9 @@ keeps only salted digests, as it would for real units.
 The register also carries what the alert rules judge simulated units by, as a city would
 allocate it: each industrial ("两高") unit's products with their energy limits, a heavy-
 pollution performance grade, and for each year asked for an energy budget of its planned
-annual use plus ``BUDGET_MARGIN`` (so a unit on plan is under pace, and one running a
-quarter over it crosses the warning line within weeks).
+annual use plus ``BUDGET_MARGIN`` (so a unit on plan stays under pace through an ordinary
+busy month - an office heats and works five days a week in March, above its annual average
+rate - and one running a third over it crosses the warning line within weeks).
 """
 
 import hashlib
@@ -43,7 +44,7 @@ def simulated_device_password(seed: int, monitor_id: str) -> str:
     return _derive(seed, "device-password", monitor_id, 12)
 
 
-BUDGET_MARGIN: Final = 0.10
+BUDGET_MARGIN: Final = 0.20
 #: The grade simulated industrial units are listed with for heavy-pollution response.
 EMERGENCY_GRADE: Final = "B"
 

@@ -47,6 +47,10 @@ class EnergyModel:
     calendar: ChinaCalendar = field(default_factory=ChinaCalendar.load)
     factors: CoalFactors = field(default_factory=CoalFactors.load)
     adjustment: Adjustment = no_adjustment
+    #: Of the energy adjustment, the part that is more or less activity (a unit producing
+    #: more, or cutting output in a heavy-pollution alert): production output follows it.
+    #: What ``adjustment`` changes beyond it is efficiency (energy per tonne).
+    output_adjustment: Adjustment = no_adjustment
 
     def __post_init__(self) -> None:
         self._outages: dict[tuple[str, int], list[Outage]] = {}
@@ -82,7 +86,8 @@ class EnergyModel:
         self, enterprise: Enterprise, start: datetime
     ) -> Iterator[tuple[list[MeterSample], float]]:
         """Every meter's sample for each interval from ``start`` on, forever, with the tce the
-        unit would have used without scenario adjustments (production output follows it).
+        unit would have used at its planned efficiency (production output follows it): without
+        scenario adjustments but for ``output_adjustment``.
 
         The production level is worked out once per unit and interval; each meter keeps its
         own random stream, so a meter's values do not depend on the other meters.
@@ -105,6 +110,7 @@ class EnergyModel:
         interval_seconds = int(interval.total_seconds())
         share_of_year = interval_seconds / SECONDS_PER_YEAR
         adjusted = self.adjustment is not no_adjustment
+        output_adjusted = self.output_adjustment is not no_adjustment
         at = start
         next_year = at  # forces the yearly set-up on the first interval
         outages: list[Outage] = []
@@ -129,6 +135,7 @@ class EnergyModel:
                 ]
             level = model.level(at, outages) * scale
             adjustment = self.adjustment(enterprise.id, at) if adjusted else 1.0
+            output = self.output_adjustment(enterprise.id, at) if output_adjusted else 1.0
             samples = []
             baseline_tce = 0.0
             for index, (meter_id, energy_type, counter_only) in enumerate(identities):
@@ -156,7 +163,7 @@ class EnergyModel:
                         ),
                     )
                 )
-            yield samples, baseline_tce
+            yield samples, baseline_tce * output
             at += interval
 
     def meter_series(

@@ -6,8 +6,11 @@ meter id, or monitor MN with a pollutant (``YCVOC0001.a24088``). ``resolve_subje
 first into the second, and ``check_outcomes`` judges each expectation against fired alerts:
 
 * ``fires``: some alert of the rule about the subject fired (or escalated) on data dated in
-  [after, before); and, if a severity is expected, reached at least it;
+  [after, before); if a severity is expected, reached at least it; and, if a resolution
+  window is given, that alert resolved on data dated in [resolved_after, resolved_before);
 * ``silent``: no alert of the rule about the subject fired at all.
+
+A county is named by its division code (``140882``), which is also its alerts' subject.
 """
 
 from collections.abc import Iterable, Sequence
@@ -15,7 +18,7 @@ from dataclasses import dataclass
 
 from contracts.alert_events import AlertEvent, AlertKind
 from simulators.fleet import Fleet
-from simulators.scenario import ExpectedOutcome, Scenario
+from simulators.scenario import ExpectedOutcome, Scenario, is_division
 
 _RANK = {"info": 0, "notice": 1, "warning": 2, "critical": 3}
 _RAISED = (AlertKind.FIRED, AlertKind.ESCALATED)
@@ -36,10 +39,18 @@ class OutcomeCheck:
     met: bool
     evidence: AlertEvent | None  # the alert that fired (for fires) or should not have
     why: str
+    resolution: AlertEvent | None = None  # its resolved event, when one was expected
+
+    @property
+    def alert_id(self) -> str | None:
+        """The alert an expected firing found (None for silence, or when none fired)."""
+        if self.expected.outcome != "fires" or self.evidence is None:
+            return None
+        return self.evidence.alert_id
 
 
 def resolve_subject(fleet: Fleet, monitors: Iterable[str], ref: str) -> Subject:
-    if ref in set(monitors):
+    if ref in set(monitors) or is_division(ref):
         return Subject(ref, (ref,))
     enterprise_id, _, energy = ref.partition("/")
     enterprise = fleet.enterprise(enterprise_id)
@@ -78,7 +89,29 @@ def _check(
     if expected.severity is not None and _RANK[worst.severity.value] < _RANK[expected.severity]:
         return OutcomeCheck(expected, False, worst, f"reached only {worst.severity.value}")
     first = min(in_time, key=lambda e: e.at)
-    return OutcomeCheck(expected, True, first, f"fired on data of {first.at.isoformat()}")
+    fired = f"fired on data of {first.at.isoformat()}"
+    if expected.resolved_after is None:
+        return OutcomeCheck(expected, True, first, fired)
+    return _resolution(expected, first, events, fired)
+
+
+def _resolution(
+    expected: ExpectedOutcome, fired: AlertEvent, events: Sequence[AlertEvent], why: str
+) -> OutcomeCheck:
+    resolved = [e for e in events if e.alert_id == fired.alert_id and e.kind is AlertKind.RESOLVED]
+    after, before = expected.resolved_after, expected.resolved_before
+    in_time = [
+        e
+        for e in resolved
+        if (after is None or e.at >= after) and (before is None or e.at < before)
+    ]
+    if not in_time:
+        late = f"resolved only outside the window ({resolved[0].at})" if resolved else ""
+        return OutcomeCheck(expected, False, fired, f"{why}, but {late or 'never resolved'}")
+    end = in_time[0]
+    return OutcomeCheck(
+        expected, True, fired, f"{why}, resolved on data of {end.at.isoformat()}", end
+    )
 
 
 def check_outcomes(scenario: Scenario, events: Sequence[AlertEvent]) -> list[OutcomeCheck]:

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from contracts.identifiers import UtcDatetime
 from contracts.readings import EnergyType
@@ -60,7 +60,9 @@ class VocMonitorSpec(BaseModel):
 
 
 class BudgetOverrun(BaseModel):
-    """The unit uses ``factor``× its planned energy from ``start`` (to ``end``)."""
+    """The unit produces ``factor``× its planned output from ``start`` (to ``end``), using
+    that much more energy at its usual efficiency: the common reason a budget, set for the
+    planned output, runs out early (its energy per tonne does not change)."""
 
     model_config = _STRICT
     type: Literal["budget_overrun"]
@@ -81,6 +83,9 @@ class ProductEnergyAboveLimit(BaseModel):
     start: UtcDatetime
     end: UtcDatetime | None = None
     factor: float = Field(gt=1, le=3)
+    #: From ``end`` on, this × its former energy for the same output (a repair or retrofit
+    #: that leaves it better than before); None: back to what it was.
+    after_factor: float | None = Field(default=None, gt=0, lt=1)
 
 
 class VocExceedance(BaseModel):
@@ -103,8 +108,9 @@ class DeviceOffline(BaseModel):
 
 
 class HeavyPollutionAlert(BaseModel):
-    """The city declares a heavy-pollution alert; after ``lead_hours`` every unit in the city
-    cuts its energy use by the level's required cut, except those in ``ignored_by``."""
+    """The city declares a heavy-pollution alert and lifts it at ``end``; after ``lead_hours``
+    every unit in the city cuts its output (and so its energy use) by the level's required
+    cut, except those in ``ignored_by``."""
 
     model_config = _STRICT
     type: Literal["heavy_pollution_alert"]
@@ -133,17 +139,78 @@ class FaultEntry(BaseModel):
 class ExpectedOutcome(BaseModel):
     """What EnergyWatch should conclude: a rule whose id is ``rule`` or starts with
     ``rule.`` (``voc-hourly`` covers ``voc-hourly.a24088``) ``fires`` (or stays ``silent``)
-    about ``subject`` between ``after`` and ``before`` (event time). ``meter-flag.*``
-    outcomes name a quality flag the ledger should carry (``stuck``, ``implausible-jump``,
-    ``off-period``), not an alert."""
+    about ``subject`` between ``after`` and ``before`` (event time) and, when
+    ``resolved_after`` is given, that alert resolves on data between ``resolved_after`` and
+    ``resolved_before``. ``subject`` is an enterprise, a meter, a VOC monitor or a county's
+    division code. ``meter-flag.*`` outcomes name a quality flag the ledger should carry
+    (``stuck``, ``implausible-jump``, ``off-period``), not an alert."""
 
     model_config = _STRICT
     rule: str = Field(pattern=r"^[a-z][a-z0-9-]*(\.[a-z0-9-]+)*$")
     subject: str
     outcome: Literal["fires", "silent"] = "fires"
-    severity: Literal["notice", "warning", "critical"] | None = None
+    severity: Literal["info", "notice", "warning", "critical"] | None = None
     after: UtcDatetime | None = None
     before: UtcDatetime | None = None
+    resolved_after: UtcDatetime | None = None
+    resolved_before: UtcDatetime | None = None
+    note: str | None = None
+
+    @model_validator(mode="after")
+    def _resolution_of_a_firing(self) -> Self:
+        if self.resolved_before is not None and self.resolved_after is None:
+            raise ValueError("resolved_before needs resolved_after")
+        if self.resolved_after is not None and self.outcome != "fires":
+            raise ValueError("only an alert that fires can resolve")
+        return self
+
+
+class CountyCap(BaseModel):
+    """A county's total-consumption cap for a year, added to its city plan for the scenario:
+    simulated plan data (the seed plans publish no county caps), labelled so in ``source``."""
+
+    model_config = _STRICT
+    county: str = Field(pattern=r"^\d{6}$")
+    year: int = Field(ge=2000, le=2100)
+    cap_tce: float = Field(gt=0)
+    source: str = Field(min_length=1)
+
+
+class BudgetAmendment(BaseModel):
+    """A unit's energy budget for ``year`` multiplied by ``factor`` (bought energy-use
+    rights, an approved capacity change): the register's next revision."""
+
+    model_config = _STRICT
+    type: Literal["unit_budget"]
+    enterprise: str
+    year: int = Field(ge=2000, le=2100)
+    factor: float = Field(gt=0, le=10)
+    reason: str = Field(min_length=1)
+
+
+class CapAmendment(BaseModel):
+    """A county's cap (one of ``county_caps``) multiplied by ``factor``: the plan's next
+    revision (a county whose growth beats the plan may have its total raised)."""
+
+    model_config = _STRICT
+    type: Literal["county_cap"]
+    county: str = Field(pattern=r"^\d{6}$")
+    year: int = Field(ge=2000, le=2100)
+    factor: float = Field(gt=0, le=10)
+    reason: str = Field(min_length=1)
+
+
+Amendment = Annotated[BudgetAmendment | CapAmendment, Field(discriminator="type")]
+
+
+class OperatorActions(BaseModel):
+    """What the city's operators do once the data up to ``at`` (event time) is in: acknowledge
+    every alert then firing (the unit's energy manager its own, the supervision office the
+    regional ones) and amend budgets and caps, which the evaluator reads when restarted."""
+
+    model_config = _STRICT
+    at: UtcDatetime
+    amendments: tuple[Amendment, ...] = ()
     note: str | None = None
 
 
@@ -158,6 +225,8 @@ class ScenarioConfig(BaseModel):
     voc_monitors: tuple[VocMonitorSpec, ...] = ()
     situations: tuple[Situation, ...] = ()
     faults: tuple[FaultEntry, ...] = ()
+    county_caps: tuple[CountyCap, ...] = ()
+    operator: OperatorActions | None = None
     expected: tuple[ExpectedOutcome, ...] = ()
 
 
@@ -173,20 +242,34 @@ class Scenario:
 
 
 class _Adjustments:
-    """Energy multipliers of the situations, per enterprise id and instant."""
+    """Energy multipliers of the situations, per enterprise id and instant; ``output`` the
+    part of them that is activity (output follows it), the rest being efficiency."""
 
     def __init__(self) -> None:
-        self._windows: dict[str, list[tuple[datetime, datetime | None, float]]] = {}
+        self._windows: dict[str, list[tuple[datetime, datetime | None, float, bool]]] = {}
 
-    def add(self, enterprise: str, start: datetime, end: datetime | None, factor: float) -> None:
-        self._windows.setdefault(enterprise, []).append((start, end, factor))
+    def add(
+        self,
+        enterprise: str,
+        start: datetime,
+        end: datetime | None,
+        factor: float,
+        output: bool = False,
+    ) -> None:
+        self._windows.setdefault(enterprise, []).append((start, end, factor, output))
 
-    def __call__(self, enterprise: str, at: datetime) -> float:
+    def _factor(self, enterprise: str, at: datetime, output_only: bool) -> float:
         factor = 1.0
-        for start, end, f in self._windows.get(enterprise, ()):
-            if start <= at and (end is None or at < end):
+        for start, end, f, output in self._windows.get(enterprise, ()):
+            if start <= at and (end is None or at < end) and (output or not output_only):
                 factor *= f
         return factor
+
+    def __call__(self, enterprise: str, at: datetime) -> float:
+        return self._factor(enterprise, at, output_only=False)
+
+    def output(self, enterprise: str, at: datetime) -> float:
+        return self._factor(enterprise, at, output_only=True)
 
 
 def _meter_id(fleet: Fleet, ref: str) -> str:
@@ -228,7 +311,7 @@ def build_scenario(config: ScenarioConfig, fleet_config: FleetConfig, source: st
 
             def overrun(s: BudgetOverrun = situation) -> None:
                 fleet.enterprise(s.enterprise)
-                adjustments.add(s.enterprise, s.start, s.end, s.factor)
+                adjustments.add(s.enterprise, s.start, s.end, s.factor, output=True)
 
             check(where, overrun)
         elif isinstance(situation, ProductEnergyAboveLimit):
@@ -272,15 +355,28 @@ def build_scenario(config: ScenarioConfig, fleet_config: FleetConfig, source: st
     for index, outcome in enumerate(config.expected):
 
         def subject(outcome: ExpectedOutcome = outcome) -> None:
-            if outcome.subject not in monitor_ids:
-                _device_ids(fleet, monitor_ids, outcome.subject)
+            if outcome.subject in monitor_ids:
+                return
+            if is_division(outcome.subject):
+                if outcome.subject not in {e.county.division for e in fleet.enterprises}:
+                    raise KeyError(f"no enterprise of the fleet is in county {outcome.subject}")
+                return
+            _device_ids(fleet, monitor_ids, outcome.subject)
 
         check(f"expected.{index}", subject)
+    if config.operator is not None:
+        caps = {(c.county, c.year) for c in config.county_caps}
+        for index, amendment in enumerate(config.operator.amendments):
+            where = f"operator.amendments.{index} ({amendment.type})"
+            if isinstance(amendment, BudgetAmendment):
+                check(where, partial(fleet.enterprise, amendment.enterprise))
+            elif (amendment.county, amendment.year) not in caps:
+                problems.append(f"{where}: no county cap for {amendment.county} in county_caps")
     if problems:
         raise ConfigFileError(
             f"{source}: {len(problems)} problem(s) in the scenario\n  " + "\n  ".join(problems)
         )
-    energy = EnergyModel(fleet, adjustment=adjustments)
+    energy = EnergyModel(fleet, adjustment=adjustments, output_adjustment=adjustments.output)
     end = config.start + timedelta(days=config.days)
     plan = SimulationPlan(energy, config.start, end, faults=faults, voc_monitors=monitors)
     return Scenario(config, fleet, plan)
@@ -299,6 +395,10 @@ def _product_above_limit(
             f"lowest limit {min(limits):.0f}: raise the factor"
         )
     adjustments.add(s.enterprise, s.start, s.end, s.factor)
+    if s.after_factor is not None:
+        if s.end is None:
+            raise ValueError("after_factor needs an end")
+        adjustments.add(s.enterprise, s.end, None, s.after_factor)
 
 
 def _heavy_pollution(fleet: Fleet, s: HeavyPollutionAlert, adjustments: _Adjustments) -> None:
@@ -311,7 +411,8 @@ def _heavy_pollution(fleet: Fleet, s: HeavyPollutionAlert, adjustments: _Adjustm
     effective = s.start + timedelta(hours=s.lead_hours)
     for unit in units:
         if unit.id not in s.ignored_by:
-            adjustments.add(unit.id, effective, s.end, 1 - HEAVY_POLLUTION_CUTS[s.level] - 0.05)
+            cut = 1 - HEAVY_POLLUTION_CUTS[s.level] - 0.05
+            adjustments.add(unit.id, effective, s.end, cut, output=True)
 
 
 def _monitor(
@@ -332,6 +433,11 @@ def _monitor(
         exceedance_probability_per_day=spec.exceedance_probability_per_day,
         exceedance_episodes=tuple(episodes),
     )
+
+
+def is_division(ref: str) -> bool:
+    """Whether a scenario's reference is a region's GB/T 2260 code (``140882``)."""
+    return len(ref) == 6 and ref.isdigit()
 
 
 def load_scenario(path: Path) -> Scenario:

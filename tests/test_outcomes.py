@@ -1,5 +1,6 @@
 """The demo's judge: scenario expectations against alert events (pure)."""
 
+import hashlib
 from datetime import datetime
 from pathlib import Path
 
@@ -18,10 +19,17 @@ def cst(day: int, hour: int = 0) -> datetime:
     return datetime(2026, 3, day, hour, tzinfo=CHINA_STANDARD_TIME)
 
 
-def event(rule: str, subject: str, at: datetime, severity: str = "warning", kind=AlertKind.FIRED):
+def event(
+    rule: str,
+    subject: str,
+    at: datetime,
+    severity: str = "warning",
+    kind=AlertKind.FIRED,
+    alert: str = "a",
+):
     return AlertEvent(
-        event_id="e" * 32,
-        alert_id="a" * 32,
+        event_id=hashlib.sha256(f"{kind}{alert}{at}".encode()).hexdigest()[:32],
+        alert_id=alert * 32,
         kind=kind,
         rule_id=rule,
         subject=subject,
@@ -47,16 +55,46 @@ def test_subjects_resolve_to_codes_meters_and_monitors():
 
 def test_an_alert_in_the_window_meets_fires_and_one_outside_does_not():
     voc = ("voc-hourly", "YCVOC0001")
-    inside = event("voc-hourly.a24088", "YCVOC0001.a24088", cst(3, 15))
-    assert results([inside])[voc].met
-    late = event("voc-hourly.a24088", "YCVOC0001.a24088", cst(3, 19))
+    inside = event("voc-hourly.a24088", "YCVOC0001.a24088", cst(12, 16))
+    resolved = event(
+        "voc-hourly.a24088", "YCVOC0001.a24088", cst(12, 21), "critical", AlertKind.RESOLVED
+    )
+    assert results([inside, resolved])[voc].met
+    late = event("voc-hourly.a24088", "YCVOC0001.a24088", cst(12, 19))
     check = results([late])[voc]
     assert not check.met
     assert "outside the window" in check.why
     resolved_only = event(
-        "voc-hourly.a24088", "YCVOC0001.a24088", cst(3, 15), kind=AlertKind.RESOLVED
+        "voc-hourly.a24088", "YCVOC0001.a24088", cst(12, 16), kind=AlertKind.RESOLVED
     )
     assert not results([resolved_only])[voc].met
+
+
+def test_an_expected_resolution_must_come_in_its_window_and_of_the_alert_that_fired():
+    voc = ("voc-hourly", "YCVOC0001")
+    fired = event("voc-hourly.a24088", "YCVOC0001.a24088", cst(12, 16))
+    never = results([fired])[voc]
+    assert not never.met
+    assert never.why.endswith("but never resolved")
+    early = event("voc-hourly.a24088", "YCVOC0001.a24088", cst(12, 17), kind=AlertKind.RESOLVED)
+    assert "resolved only outside the window" in results([fired, early])[voc].why
+    # another alert of the same rule and subject resolving does not resolve this one
+    other = event(
+        "voc-hourly.a24088", "YCVOC0001.a24088", cst(12, 21), kind=AlertKind.RESOLVED, alert="b"
+    )
+    assert not results([fired, other])[voc].met
+    on_time = event("voc-hourly.a24088", "YCVOC0001.a24088", cst(12, 21), kind=AlertKind.RESOLVED)
+    check = results([fired, on_time])[voc]
+    assert check.met
+    assert (check.alert_id, check.resolution) == (fired.alert_id, on_time)
+
+
+def test_a_county_is_named_by_its_division_code():
+    county = ("energy-budget.county.pace", "140882")
+    assert resolve_subject(FLEET, MONITORS, "140882").ids == ("140882",)
+    fired = event("energy-budget.county.pace", "140882", cst(9))
+    resolved = event("energy-budget.county.pace", "140882", cst(12, 19), kind=AlertKind.RESOLVED)
+    assert results([fired, resolved])[county].met
 
 
 def test_silent_expectations_fail_on_any_alert_of_the_rule_about_the_subject():
