@@ -73,19 +73,33 @@ def topics_create() -> None:
 
 
 @app.command()
-def worker(loglevel: str = "info") -> None:
-    """Run the readings worker (Faust): store readings, dead-letter bad ones, raise alerts."""
+def worker(
+    loglevel: str = "info",
+    streams: list[str] = typer.Option(  # noqa: B008
+        [],
+        "--stream",
+        help="Only these streams (readings, voc, production; repeat the option). Default: all "
+        "in one process. Split them so VOC samples and production reports never wait behind "
+        "a readings backlog.",
+    ),
+) -> None:
+    """Run the stream worker (Faust): store readings, VOC samples and production reports,
+    dead-letter bad ones, mark the units they change for the alert evaluator."""
     import faust
 
     from energywatch.metrics_endpoint import serve_metrics
-    from stream.app import create_app
+    from stream.app import STREAMS, app_id, create_app
 
     settings = Settings.load()
+    chosen = tuple(streams) or STREAMS
+    try:
+        name = app_id(settings, chosen)
+    except ValueError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
     registry = CollectorRegistry()
-    faust_app = create_app(settings, registry=registry)
-    port = serve_metrics(
-        settings, settings.worker_app_id, settings.worker_metrics_port, registry, "worker"
-    )
+    faust_app = create_app(settings, registry=registry, streams=chosen)
+    port = serve_metrics(settings, name, settings.worker_metrics_port, registry, "worker")
     console.print(f"worker metrics on http://{settings.metrics_host}:{port}/metrics")
     faust.Worker(faust_app, loglevel=loglevel).execute_from_commandline()
 

@@ -16,9 +16,9 @@ samples, production reports) follow the same pattern.
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Final
 
 import faust
 from prometheus_client import CollectorRegistry
@@ -52,15 +52,70 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+#: the worker's streams, each an agent: meter readings, VOC samples, production reports
+STREAMS: Final = ("readings", "voc", "production")
+
+
+def app_id(settings: Settings, streams: Collection[str] = STREAMS) -> str:
+    """The Faust app (Kafka consumer group) of a worker running ``streams``.
+
+    A worker with every stream is ``worker_app_id``. A worker with some of them gets a group of
+    its own (``<worker_app_id>-voc-production``), so that VOC samples and production reports
+    can be consumed by a process that never waits behind a readings backlog. The readings'
+    progress in the database stays keyed by ``worker_app_id`` either way.
+    """
+    unknown = set(streams) - set(STREAMS)
+    if unknown or not streams:
+        raise ValueError(f"streams must be some of {', '.join(STREAMS)}; got {sorted(streams)}")
+    if set(streams) == set(STREAMS):
+        return settings.worker_app_id
+    return "-".join([settings.worker_app_id, *(s for s in STREAMS if s in streams)])
+
+
 def create_app(
     settings: Settings,
     *,
     registry: CollectorRegistry | None = None,
     clock: Clock = utc_now,
+    streams: Collection[str] = STREAMS,
 ) -> faust.App:
-    """Build the worker's Faust app; nothing connects until the worker starts."""
+    """Build the worker's Faust app with the agents of ``streams``; nothing connects until the
+    worker starts."""
     registry = registry or CollectorRegistry()
     metrics = WorkerMetrics.create(registry)
+    name = app_id(settings, streams)
+    settings.worker_data_dir.mkdir(parents=True, exist_ok=True)  # Faust makes only the leaf
+    app = faust.App(
+        name,
+        broker=f"kafka://{settings.kafka_bootstrap}",
+        store="memory://",
+        datadir=str(settings.worker_data_dir / name),
+        key_serializer="raw",
+        value_serializer="raw",
+        web_enabled=False,
+        topic_disable_leader=True,
+        topic_allow_declare=False,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        broker_commit_interval=settings.worker_commit_interval_seconds,
+        broker_session_timeout=settings.worker_session_timeout_seconds,
+        broker_heartbeat_interval=settings.worker_session_timeout_seconds / 4,
+        stream_wait_empty=True,
+    )
+    if "readings" in streams:
+        _add_readings_agent(app, settings, metrics, clock)
+    if "voc" in streams:
+        add_voc_agent(app, settings, registry)
+    if "production" in streams:
+        add_production_agent(app, settings, registry)
+    ConsumerLagMonitor(app, metrics.consumer_lag, settings.kafka_bootstrap).install()
+    app.energywatch_metrics = metrics  # type: ignore[attr-defined]
+    return app
+
+
+def _add_readings_agent(
+    app: faust.App, settings: Settings, metrics: WorkerMetrics, clock: Clock
+) -> None:
     accountant = Accountant(
         worker_register(settings),
         StandardCoal(CoalFactors.load()),
@@ -80,25 +135,6 @@ def create_app(
             else timedelta(days=settings.raw_retention_days),
             allowed_lateness=timedelta(seconds=settings.allowed_lateness_seconds),
         ),
-    )
-
-    settings.worker_data_dir.mkdir(parents=True, exist_ok=True)  # Faust makes only the leaf
-    app = faust.App(
-        settings.worker_app_id,
-        broker=f"kafka://{settings.kafka_bootstrap}",
-        store="memory://",
-        datadir=str(settings.worker_data_dir / settings.worker_app_id),
-        key_serializer="raw",
-        value_serializer="raw",
-        web_enabled=False,
-        topic_disable_leader=True,
-        topic_allow_declare=False,
-        consumer_auto_offset_reset="earliest",
-        producer_acks=-1,
-        broker_commit_interval=settings.worker_commit_interval_seconds,
-        broker_session_timeout=settings.worker_session_timeout_seconds,
-        broker_heartbeat_interval=settings.worker_session_timeout_seconds / 4,
-        stream_wait_empty=True,
     )
     readings_topic = app.topic(settings.readings_topic)
     dead_letter_topic = app.topic(settings.dead_letter_topic)
@@ -132,12 +168,6 @@ def create_app(
     add_batch_agent(app, readings_topic, "store-readings", settings, handle)
 
     close_on_shutdown(app, sink)
-
-    add_voc_agent(app, settings, registry)
-    add_production_agent(app, settings, registry)
-    ConsumerLagMonitor(app, metrics.consumer_lag, settings.kafka_bootstrap).install()
-    app.energywatch_metrics = metrics  # type: ignore[attr-defined]
-    return app
 
 
 def worker_register(settings: Settings) -> Register:
