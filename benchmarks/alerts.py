@@ -3,7 +3,8 @@ the pipeline carries a steady background load (issue 6: p99 < 1 s at 10,000 read
 
     background load (own process): a 500-unit fleet's meter readings at --background-rate/s
     probes (this process): at --probe-rate/s a VOC minute sample above its single-reading limit
-        -> Kafka -> ``energywatch worker`` (stores it, marks its unit dirty, NOTIFY)
+        -> Kafka -> ``energywatch worker --stream voc --stream production`` (stores it,
+           marks its unit dirty, NOTIFY); the readings have a worker process of their own
         -> ``energywatch alerts evaluate`` (wall clock: one pass, the outbox, the alerts topic)
         -> ``energywatch notify`` (routing, rate limits, HMAC-signed webhook)
         -> a webhook receiver in this process, which notes the arrival time
@@ -53,10 +54,20 @@ from storage.scratch_databases import recreate_database
 DATABASE: Final = "energywatch_bench_alerts"
 PREFIX: Final = "energywatch-bench-alerts"
 Report = Callable[[str], None]
+#: the readings worker and the VOC/production worker are separate processes (separate
+#: consumer groups), as in production: a VOC probe never waits behind the readings backlog
 SERVICES: Final = {
-    "worker": ["worker"],
+    "worker": ["worker", "--stream", "readings"],
+    "voc-worker": ["worker", "--stream", "voc", "--stream", "production"],
     "evaluator": ["alerts", "evaluate"],
     "notifier": ["notify"],
+}
+#: the environment variable each service reads its metrics port from
+_PORT_VARIABLES: Final = {
+    "worker": "EW_WORKER_METRICS_PORT",
+    "voc-worker": "EW_WORKER_METRICS_PORT",
+    "evaluator": "EW_EVALUATOR_METRICS_PORT",
+    "notifier": "EW_NOTIFIER_METRICS_PORT",
 }
 
 
@@ -129,15 +140,14 @@ def measure(
             "EW_REGISTER_PATH": str(register_path),
             "EW_RECIPIENTS_PATH": str(recipients_path),
             "EW_EVALUATOR_CLOCK": "wall",
-            "EW_WORKER_METRICS_PORT": str(ports["worker"]),
-            "EW_EVALUATOR_METRICS_PORT": str(ports["evaluator"]),
-            "EW_NOTIFIER_METRICS_PORT": str(ports["notifier"]),
         }
-        report("starting the worker, the evaluator and the notifier")
+        report("starting the readings worker, the VOC worker, the evaluator and the notifier")
         for name in SERVICES:
             (workdir / f"{name}.log").unlink(missing_ok=True)  # this run's logs only
         services = {
-            name: ServiceProcess(command, env, workdir / f"{name}.log").start()
+            name: ServiceProcess(
+                command, {**env, _PORT_VARIABLES[name]: str(ports[name])}, workdir / f"{name}.log"
+            ).start()
             for name, command in SERVICES.items()
         }
         try:
@@ -482,10 +492,8 @@ _EVALUATOR: Final = "energywatch_evaluator"
 _PASSES: Final = f"{_EVALUATOR}_passes_total"
 #: What the services say about themselves at the end (metric name -> label to split by).
 _METRICS: Final[dict[str, dict[str, str | None]]] = {
-    "worker": {
-        "energywatch_stream_readings_stored_total": None,
-        "energywatch_voc_samples_stored_total": None,
-    },
+    "worker": {"energywatch_stream_readings_stored_total": None},
+    "voc-worker": {"energywatch_voc_samples_stored_total": None},
     "evaluator": {
         "energywatch_evaluator_passes_total": "trigger",
         "energywatch_evaluator_conditions_total": None,
