@@ -44,7 +44,7 @@ class Settings(BaseSettings):
         default_factory=lambda: Path(tempfile.gettempdir()) / "energywatch-faust",
         description="Faust's data directory (the worker keeps no tables in it; it must exist)",
     )
-    worker_batch_size: int = Field(default=10000, ge=1)
+    worker_batch_size: int = Field(default=30000, ge=1)
     worker_batch_seconds: float = Field(default=0.5, gt=0)
     worker_commit_interval_seconds: float = Field(default=1.0, gt=0)
     worker_session_timeout_seconds: float = Field(
