@@ -46,10 +46,10 @@ from pydantic import SecretStr
 from benchmarks.peers.rollup_job import ReadingTce
 from benchmarks.peers.rollup_tables import (
     TABLES,
+    StoredSoFar,
     Totals,
     energywatch_totals,
     peer_totals,
-    stored_readings,
 )
 from benchmarks.simulation import benchmark_fleet
 from benchmarks.stream import (
@@ -57,7 +57,6 @@ from benchmarks.stream import (
     _bench_pipeline,
     _copy_ceiling,
     _produce,
-    _progress,
     _readings,
 )
 from energywatch.service_process import ServiceProcess
@@ -302,11 +301,13 @@ def _delete_topics_of(settings: Settings, marker: str) -> None:
 def _run_energywatch(
     settings: Settings, folder: Path, records: int, report: Report
 ) -> tuple[Drained, dict[str, Totals]]:
+    url = settings.database_url.get_secret_value()
+    progress = StoredSoFar.energywatch(url, settings.readings_topic)
     worker = ServiceProcess(["worker"], _child_env(settings), folder / "energywatch.log").start()
     try:
         drained = drain(
             worker,
-            lambda: _progress(settings),
+            progress,
             records,
             records,
             "energywatch",
@@ -315,7 +316,7 @@ def _run_energywatch(
         )
     finally:
         worker.stop()
-    url = settings.database_url.get_secret_value()
+        progress.close()
     return drained, {window: energywatch_totals(url, window) for window in TABLES}
 
 
@@ -330,11 +331,12 @@ def _run_peer(
 ) -> tuple[Drained, dict[str, Totals]]:
     with _own_database(settings, name) as own:
         url = own.database_url.get_secret_value()
+        progress = StoredSoFar.peer(url)
         peer = PeerProcess(module, _child_env(own), folder / f"{name}.log").start()
         try:
             drained = drain(
                 peer,
-                lambda: stored_readings(url),
+                progress,
                 stored_goal,
                 records,
                 name,
@@ -343,6 +345,7 @@ def _run_peer(
             )
         finally:
             peer.stop()
+            progress.close()
             _delete_topics_of(own, own.worker_app_id)
         return drained, {window: peer_totals(url, window) for window in TABLES}
 

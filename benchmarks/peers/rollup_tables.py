@@ -42,14 +42,38 @@ def create_tables(url: str) -> None:
             conn.execute(_HYPERTABLE.format(name=sql.Literal(table)))
 
 
-def stored_readings(url: str) -> int:
-    """Readings the peer has stored so far (0 before its tables exist)."""
-    with psycopg.connect(url) as conn:
+class StoredSoFar:
+    """How much a contender has stored, asked many times a second over one open connection
+    (opening one per question would cost the machine more than the question)."""
+
+    def __init__(self, url: str, query: sql.SQL, params: tuple[str, ...] = ()) -> None:
+        self._conn = psycopg.connect(url, autocommit=True)
+        self._query = query
+        self._params = params
+
+    @classmethod
+    def peer(cls, url: str) -> "StoredSoFar":
+        """Readings a peer has stored: the sum of its daily rows' ``readings``."""
+        return cls(url, sql.SQL("SELECT coalesce(sum(readings), 0) FROM unit_tce_1d"))
+
+    @classmethod
+    def energywatch(cls, url: str, topic: str) -> "StoredSoFar":
+        """Records the worker has made durable: its partitions' next offsets, summed."""
+        return cls(
+            url,
+            sql.SQL("SELECT coalesce(sum(next_offset), 0) FROM stream_progress WHERE topic = %s"),
+            (topic,),
+        )
+
+    def __call__(self) -> int:
         try:
-            row = conn.execute("SELECT coalesce(sum(readings), 0) FROM unit_tce_1d").fetchone()
+            row = self._conn.execute(self._query, self._params).fetchone()
         except psycopg.errors.UndefinedTable:
-            return 0
-    return int(row[0]) if row else 0
+            return 0  # the contender has not created its tables yet
+        return int(row[0]) if row else 0
+
+    def close(self) -> None:
+        self._conn.close()
 
 
 def peer_totals(url: str, window: Window) -> Totals:
