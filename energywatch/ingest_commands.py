@@ -117,12 +117,7 @@ def hj212(register: RegisterOption, loglevel: LogLevelOption = "info") -> None:
     settings = Settings.load()
     enterprises = _register(register)
     registry = CollectorRegistry()
-    limits = ConnectionLimits(
-        max_frame_bytes=settings.hj212_max_frame_bytes,
-        idle_timeout_seconds=settings.hj212_idle_timeout_seconds,
-        max_connections=settings.hj212_max_connections,
-        packets_per_second=settings.hj212_packets_per_second,
-    )
+    limits = ConnectionLimits.from_settings(settings)
     port = serve_metrics(settings, "ingest-hj212", settings.ingest_metrics_port, registry)
     console.print(
         f"HJ 212 gateway on {settings.hj212_host}:{settings.hj212_port}; "

@@ -134,12 +134,26 @@ class Settings(BaseSettings):
     hj212_idle_timeout_seconds: float = Field(default=600.0, gt=0)
     hj212_max_connections: int = Field(default=2000, ge=1)
     hj212_packets_per_second: float = Field(default=100.0, gt=0, description="per connection")
+    hj212_login_timeout_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="until a connection has sent a registered device's frame with its "
+        "password, it is closed after this long without a frame (instead of the idle timeout)",
+    )
 
     # HTTPS ingest: loopback unless configured; TLS when both files are given
     http_host: str = "127.0.0.1"
     http_port: int = 38443
     http_tls_cert: Path | None = None
     http_tls_key: Path | None = None
+    http_max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    http_max_connections: int = Field(default=1000, ge=1)
+    http_header_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="a request's headers must arrive this soon"
+    )
+    http_request_timeout_seconds: float = Field(
+        default=60.0, gt=0, description="a request, body included, is answered this soon"
+    )
 
     # MQTT ingest: the broker, the gateway's login and the topics' first level
     mqtt_url: str = "mqtt://127.0.0.1:31883"

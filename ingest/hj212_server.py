@@ -2,10 +2,16 @@
 
 A thin asyncio adapter around ``ingest.hj212_core.handle_frame``. Every connection is bounded:
 a frame longer than ``max_frame_bytes`` closes it (after a dead letter), a silent one is closed
-after ``idle_timeout_seconds``, at most ``max_connections`` are open, and each may send at most
-``packets_per_second`` (faster senders are slowed down, not dropped). A sample is published to
-Kafka, and acknowledged there, before its 9014 reply goes out: a logger that gets no reply
-sends again, and storage is idempotent, so nothing accepted is lost.
+after ``idle_timeout_seconds``, or after ``login_timeout_seconds`` until it has sent a frame of
+a registered device with its password (a client without credentials holds a connection by
+trickling bytes for a short while only, and each frame it completes is dead-lettered); a
+client that does not read its replies is closed once a reply has waited
+``idle_timeout_seconds`` to go out; at most ``max_connections`` are open, and each may send at
+most ``packets_per_second`` (faster senders are slowed down, not dropped). Memory per
+connection is bounded by the stream reader's limit (``max_frame_bytes``; asyncio stops reading
+at twice that) and the transport's write buffer. A sample is published to Kafka, and
+acknowledged there, before its 9014 reply goes out: a logger that gets no reply sends again,
+and storage is idempotent, so nothing accepted is lost.
 """
 
 import asyncio
@@ -32,6 +38,26 @@ class ConnectionLimits:
     idle_timeout_seconds: float = 600.0
     max_connections: int = 2000
     packets_per_second: float = 100.0
+    login_timeout_seconds: float = 60.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "ConnectionLimits":
+        """The limits ``EW_HJ212_*`` configure."""
+        return cls(
+            max_frame_bytes=settings.hj212_max_frame_bytes,
+            idle_timeout_seconds=settings.hj212_idle_timeout_seconds,
+            max_connections=settings.hj212_max_connections,
+            packets_per_second=settings.hj212_packets_per_second,
+            login_timeout_seconds=settings.hj212_login_timeout_seconds,
+        )
+
+
+class _Closed(Exception):
+    """The gateway closes a connection that broke a limit; ``kind`` is the metric label."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(kind)
+        self.kind = kind
 
 
 class Hj212Gateway:
@@ -71,6 +97,8 @@ class Hj212Gateway:
             await self._serve(reader, writer)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass  # the logger went away: it will reconnect and resend what was not answered
+        except _Closed as closed:
+            self._metrics.rejected.labels(channel=CHANNEL, kind=closed.kind).inc()
         except Exception:
             log.exception("HJ 212 connection failed; closing it (unanswered data will be resent)")
         finally:
@@ -84,10 +112,16 @@ class Hj212Gateway:
         limits = self._limits
         spacing = 1.0 / limits.packets_per_second
         next_allowed = time.monotonic()
+        logged_in = False
         while True:
+            timeout = limits.idle_timeout_seconds
+            if not logged_in:
+                timeout = min(timeout, limits.login_timeout_seconds)
             try:
-                frame = await asyncio.wait_for(reader.readuntil(b"\n"), limits.idle_timeout_seconds)
+                frame = await asyncio.wait_for(reader.readuntil(b"\n"), timeout)
             except TimeoutError:
+                if not logged_in:
+                    raise _Closed("login_timeout") from None
                 return  # idle
             except asyncio.IncompleteReadError as end:
                 if end.partial.strip():
@@ -105,9 +139,10 @@ class Hj212Gateway:
             if now < next_allowed:
                 await asyncio.sleep(next_allowed - now)  # slow a flooding logger down
             next_allowed = max(now, next_allowed) + spacing
-            await self._handle(frame, writer)
+            logged_in = await self._handle(frame, writer) or logged_in
 
-    async def _handle(self, frame: bytes, writer: asyncio.StreamWriter) -> None:
+    async def _handle(self, frame: bytes, writer: asyncio.StreamWriter) -> bool:
+        """Handle one frame; whether it came from a registered device with its password."""
         self._received.inc()
         outcome: FrameOutcome = handle_frame(frame, self._register)
         if outcome.sample_json is not None and outcome.device is not None:
@@ -125,7 +160,11 @@ class Hj212Gateway:
             await self._reject(kind, reason, outcome.masked_raw)
         if outcome.reply is not None:
             writer.write(outcome.reply)
-            await writer.drain()
+            try:
+                await asyncio.wait_for(writer.drain(), self._limits.idle_timeout_seconds)
+            except TimeoutError:
+                raise _Closed("slow_reader") from None  # it does not read its replies
+        return outcome.device is not None and not outcome.auth_failure
 
     async def _reject(self, kind: str, reason: str, masked_raw: bytes) -> None:
         self._metrics.rejected.labels(channel=CHANNEL, kind=kind).inc()

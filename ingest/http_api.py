@@ -8,6 +8,9 @@ Each request is one batch from one enterprise, authenticated by its token
 (``Authorization: Bearer <credit code>.<secret>``); it may write only that enterprise's meters.
 Every item gets its own answer: accepted, or rejected with the reason. Accepted items are in
 Kafka (acknowledged) before the response is sent; rejected ones go to the dead-letter topic.
+A known sender's upload refused as a whole (not JSON: ``not_json``; not a batch:
+``wrong_schema``) is counted and dead-lettered byte for byte too; an unknown sender's is
+answered 401 without being looked at. Bodies over ``EW_HTTP_MAX_BODY_BYTES`` get 413.
 A batch re-sent with the same ``Idempotency-Key`` is answered again without publishing twice.
 """
 
@@ -16,13 +19,21 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, FastAPI, Header, HTTPException, Response
+from fastapi import Depends, FastAPI, Header, HTTPException, Request, Response
+from fastapi.exception_handlers import (
+    http_exception_handler,
+    request_validation_exception_handler,
+)
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from contracts.production import encode_production_report
 from contracts.readings import encode_reading
 from energywatch.settings import Settings
+from ingest.http_limits import KeepRawBody, raw_body
 from ingest.idempotency import IdempotencyCache
 from ingest.metrics import IngestMetrics
 from ingest.publisher import KafkaPublisher, Message
@@ -32,6 +43,8 @@ from plans.register import EnterpriseEntry, Register
 
 CHANNEL = "http"
 MAX_ITEMS = 10_000
+UPLOAD_PATHS = frozenset({"/v1/readings", "/v1/reports"})
+_UNAUTHENTICATED = "missing or unknown token: send Authorization: Bearer <credit code>.<secret>"
 
 
 class ReadingItem(BaseModel):
@@ -95,7 +108,9 @@ def create_http_app(
         version="1",
         description=__doc__,
         openapi_tags=[{"name": "ingest", "description": "uploads from on-site energy systems"}],
+        max_body_size=settings.http_max_body_bytes,
     )
+    app.add_middleware(KeepRawBody, paths=UPLOAD_PATHS)
     bearer = HTTPBearer(auto_error=False)
     answers: IdempotencyCache[BatchResult] = IdempotencyCache(clock)
 
@@ -105,12 +120,58 @@ def create_http_app(
         enterprise = register.enterprise_for_token(credentials.credentials) if credentials else None
         if enterprise is None:
             metrics.auth_failures.labels(channel=CHANNEL).inc()
-            raise HTTPException(
-                401,
-                "missing or unknown token: send Authorization: Bearer <credit code>.<secret>",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
+            raise HTTPException(401, _UNAUTHENTICATED, headers={"WWW-Authenticate": "Bearer"})
         return enterprise
+
+    def known_sender(request: Request) -> EnterpriseEntry | None:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            return None
+        return register.enterprise_for_token(token.strip())
+
+    async def refuse_upload(request: Request, kind: str, reason: str) -> EnterpriseEntry | None:
+        """Count and dead-letter an upload refused as a whole; None (and an auth failure
+        counted) when its sender is unknown, whose bytes are not kept."""
+        enterprise = known_sender(request)
+        if enterprise is None:
+            metrics.auth_failures.labels(channel=CHANNEL).inc()
+            return None
+        metrics.received.labels(channel=CHANNEL).inc()
+        metrics.rejected.labels(channel=CHANNEL, kind=kind).inc()
+        await publisher.dead_letters(
+            CHANNEL, [(kind, f"{enterprise.code}: {reason}", raw_body(request.scope))], clock()
+        )
+        return enterprise
+
+    def unauthenticated() -> Response:
+        return JSONResponse(
+            {"detail": _UNAUTHENTICATED}, status_code=401, headers={"WWW-Authenticate": "Bearer"}
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
+        if request.url.path in UPLOAD_PATHS:
+            errors = exc.errors()
+            kind = (
+                "not_json"
+                if any(e.get("type") == "json_invalid" for e in errors)
+                else ("wrong_schema")
+            )
+            first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
+            where = ".".join(str(part) for part in first.get("loc", ()))
+            reason = f"{where}: {first.get('msg', '')}"[:500]
+            if await refuse_upload(request, kind, reason) is None:
+                return unauthenticated()
+        return await request_validation_exception_handler(request, exc)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def refused_request(request: Request, exc: StarletteHTTPException) -> Response:
+        # FastAPI answers 400 for a body it cannot even decode (not UTF-8 JSON, say)
+        if exc.status_code == 400 and request.url.path in UPLOAD_PATHS:
+            reason = f"the body cannot be read as JSON: {exc.detail}"
+            if await refuse_upload(request, "not_json", reason) is None:
+                return unauthenticated()
+        return await http_exception_handler(request, exc)
 
     async def finish(
         enterprise: EnterpriseEntry,

@@ -10,16 +10,20 @@ import uvicorn
 from energywatch.kafka_topics import ensure_topics
 from energywatch.settings import Settings
 from ingest.http_api import create_http_app
+from ingest.http_limits import CountTooLarge, HttpLimits, bounded_protocol
 from ingest.metrics import IngestMetrics
 from ingest.publisher import KafkaPublisher
 from plans.register import Register
 
 
-def uvicorn_config(settings: Settings, app: object) -> uvicorn.Config:
-    """Bound to ``http_host`` (loopback unless configured); TLS when cert and key are set."""
+def uvicorn_config(settings: Settings, app: object, metrics: IngestMetrics) -> uvicorn.Config:
+    """Bound to ``http_host`` (loopback unless configured); TLS when cert and key are set;
+    connections and bodies bounded by ``HttpLimits`` (``EW_HTTP_*``), refusals counted."""
     tls = settings.http_tls_cert is not None and settings.http_tls_key is not None
+    limits = HttpLimits.from_settings(settings)
     return uvicorn.Config(
-        app,  # type: ignore[arg-type]
+        CountTooLarge(app, metrics.rejected),  # type: ignore[arg-type]
+        http=bounded_protocol(limits, metrics.rejected),
         host=settings.http_host,
         port=settings.http_port,
         ssl_certfile=str(settings.http_tls_cert) if tls else None,
@@ -45,7 +49,7 @@ async def serve_http(
     await publisher.start()
     try:
         app = create_http_app(settings, register, publisher, metrics, clock)
-        server = uvicorn.Server(uvicorn_config(settings, app))
+        server = uvicorn.Server(uvicorn_config(settings, app, metrics))
         started(server)
         await server.serve()
     finally:
