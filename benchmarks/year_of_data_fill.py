@@ -452,6 +452,47 @@ def create_plan_tables(conn: Conn, plan: DatasetPlan) -> None:
         )
 
 
+#: the big tables whose indexes are built once after the fill rather than kept up row by row
+BULK_TABLES = ("meter_readings", "energy_rollups", "voc_samples", "voc_hourly", "voc_daily")
+_INDEXES = """
+SELECT i.indrelid::regclass::text, c.conname, c.contype, pg_get_constraintdef(c.oid),
+       i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid)
+FROM pg_index i LEFT JOIN pg_constraint c ON c.conindid = i.indexrelid AND c.contype IN ('p', 'u')
+WHERE i.indrelid = ANY(%s::regclass[])
+ORDER BY c.contype NULLS LAST, 1, 5
+"""
+
+
+def defer_indexes(conn: Conn, tables: tuple[str, ...] = BULK_TABLES) -> list[str]:
+    """Drop the primary keys and indexes of the (still empty) big tables; the statements that
+    build them again (:func:`build_indexes`). A btree built once from sorted rows is several
+    times cheaper than one kept up through tens of millions of inserts in random key order,
+    and the fill's own reads go by time, which TimescaleDB answers by chunk without them."""
+    with conn.transaction():
+        rows = conn.execute(_INDEXES, (list(tables),)).fetchall()
+        recreate = []
+        for table, constraint, _kind, constraint_def, index, index_def in rows:
+            if constraint is not None:
+                conn.execute(f'ALTER TABLE {table} DROP CONSTRAINT "{constraint}"'.encode())
+                recreate.append(
+                    f'ALTER TABLE {table} ADD CONSTRAINT "{constraint}" {constraint_def}'
+                )
+            else:
+                conn.execute(f"DROP INDEX {index}".encode())
+                recreate.append(index_def)
+    return recreate
+
+
+def build_indexes(conn: Conn, statements: list[str], step: Step) -> None:
+    """Build the indexes :func:`defer_indexes` dropped (each over every chunk)."""
+    conn.execute("SET maintenance_work_mem = '512MB'")
+    for statement in statements:
+        step(statement.split(" ON ")[0].split(" ADD ")[-1][:60])
+        with conn.transaction():
+            conn.execute(statement.encode())
+    conn.execute("RESET maintenance_work_mem")
+
+
 def fill_chunk(conn: Conn, plan: DatasetPlan, chunk: Chunk, step: Step) -> dict[str, float]:
     """Generate one month of every table, in one transaction; seconds per step."""
     params: dict[str, Any] = {
