@@ -29,6 +29,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from contracts.production import encode_production_report
 from contracts.readings import encode_reading
@@ -166,8 +167,10 @@ def create_http_app(
 
     @app.exception_handler(StarletteHTTPException)
     async def refused_request(request: Request, exc: StarletteHTTPException) -> Response:
-        # FastAPI answers 400 for a body it cannot even decode (not UTF-8 JSON, say)
-        if exc.status_code == 400 and request.url.path in UPLOAD_PATHS:
+        # FastAPI answers 400 for a body it cannot even decode (not UTF-8 JSON, say), and
+        # for one whose sender went away (closed for its slowness): that one is no upload
+        gone = isinstance(exc.__cause__, ClientDisconnect)
+        if exc.status_code == 400 and request.url.path in UPLOAD_PATHS and not gone:
             reason = f"the body cannot be read as JSON: {exc.detail}"
             if await refuse_upload(request, "not_json", reason) is None:
                 return unauthenticated()
