@@ -134,7 +134,8 @@ class Drained:
     seconds_including_startup: float
     per_second: float
     peak_rss_mib: float | None
-    #: False when the first sighting was already the end (a run too small to time)
+    #: False when the first sighting came with more than half the work done (a run too
+    #: small to time): ``seconds`` and the rate then include start-up
     sustained: bool
 
     def as_json(self) -> dict[str, Any]:
@@ -199,16 +200,18 @@ def timed(
     peak_rss_mib: float | None,
 ) -> Drained:
     """The rate over the work done after the first progress seen (``first``: when, how
-    much), so neither start-up nor the first batch counts; when the first sighting was the
-    end already, the time since launch."""
+    much), so neither start-up nor the first batch counts. When the first sighting came with
+    more than half the work done already (a run too small for the contender's batches or
+    checkpoints), what is left is no measure: the time since launch, flagged not sustained."""
     seen_at, seen = first
-    if seen < goal:
+    sustained = seen <= goal / 2
+    if sustained:
         seconds = done_at - seen_at
         per_second = records * (goal - seen) / goal / max(seconds, 1e-9)
     else:
         seconds = done_at - launched
         per_second = records / max(seconds, 1e-9)
-    return Drained(records, seconds, done_at - launched, per_second, peak_rss_mib, seen < goal)
+    return Drained(records, seconds, done_at - launched, per_second, peak_rss_mib, sustained)
 
 
 async def raw_consume(settings: Settings, records: int) -> Drained:
@@ -515,8 +518,9 @@ def markdown(document: dict[str, Any]) -> str:
     lines += ["", f"Method: {results['method']}.", ""]
     if not all(c["sustained"] for c in results["contenders"].values()):
         lines += [
-            "\\* finished within its first progress sighting: the run was too small to time "
-            "it apart from its start-up (a smoke run, not a measurement).",
+            "\\* more than half done at its first progress sighting: the run was too small "
+            "to time it apart from its start-up, which its rate includes (a smoke run, not a "
+            "measurement).",
             "",
         ]
     return "\n".join(lines)

@@ -17,6 +17,7 @@ from benchmarks.side_by_side import (
     differences,
     markdown,
     run,
+    timed,
 )
 from benchmarks.stream import _accounted_rows, _readings
 
@@ -84,6 +85,23 @@ def test_a_peer_with_other_totals_fails_the_benchmark_loudly():
     other = {"15m": {("U1", DAY): Decimal(1)}, "1d": {("U1", DAY): Decimal("1.1")}}
     with pytest.raises(RollupMismatch, match="quix_streams's rollups differ"):
         check_same_rollups("quix_streams", reference, other)
+
+
+def test_the_rate_counts_only_the_work_after_the_first_progress_seen():
+    # launched at 0; a tenth of the work seen at 2 s (start-up, first batch); all at 11 s
+    drained = timed(10_000, 1000, 0.0, (2.0, 100), 11.0, None)
+    assert drained.sustained
+    assert drained.seconds == 9.0
+    assert drained.seconds_including_startup == 11.0
+    assert drained.per_second == pytest.approx(10_000 * 0.9 / 9.0)
+
+
+def test_a_run_mostly_done_at_its_first_sighting_is_timed_from_launch_and_flagged():
+    drained = timed(10_000, 1000, 0.0, (2.0, 900), 3.0, 50.0)
+    assert not drained.sustained
+    assert drained.seconds == 3.0
+    assert drained.per_second == pytest.approx(10_000 / 3.0)
+    assert drained.as_json()["peak_rss_mib"] == 50.0
 
 
 @pytest.mark.services
