@@ -106,7 +106,8 @@ LEFT JOIN chunk_factors f ON f.energy_type = m.energy_type
 LEFT JOIN chunk_outage o ON o.key = m.code AND o.ts = t.ts
 LEFT JOIN chunk_gap g ON g.key = m.meter_id AND g.ts = t.ts
 LEFT JOIN chunk_gap_ends ge ON ge.key = m.meter_id AND ge.ts = t.ts
-CROSS JOIN LATERAL (SELECT random() AS r) AS rnd
+-- correlated with the row, so it is drawn per reading (an uncorrelated one is drawn once)
+CROSS JOIN LATERAL (SELECT random() + 0 * m.interval_seconds + 0 * t.hour AS r) AS rnd
 CROSS JOIN LATERAL (
     SELECT rnd.r,
            round((m.mean * m.seasonal[t.month]
@@ -265,7 +266,7 @@ SELECT v.monitor_id, 60, v.ts + make_interval(mins => n), v.pollutant, v.code,
        CASE WHEN v.hour = 3 AND n < 12 AND v.analyser THEN 'C' ELSE v.flag END, 'hj212',
        v.ts + make_interval(mins => n + 2), v.ts + make_interval(mins => n + 2)
 FROM chunk_voc v CROSS JOIN generate_series(0, 59) AS n
-CROSS JOIN LATERAL (SELECT 0.85 + 0.3 * random() AS f) x
+CROSS JOIN LATERAL (SELECT 0.85 + 0.3 * random() + 0 * n AS f) x
 WHERE v.ts >= %(from)s
 ORDER BY v.monitor_id, v.ts, n, v.pollutant
 """
