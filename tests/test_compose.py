@@ -32,6 +32,7 @@ INFRASTRUCTURE = {"kafka", "timescaledb", "prometheus", "grafana", "mosquitto"}
 INGEST_SERVICES = {"ingest-hj212", "ingest-http", "ingest-mqtt"}
 PROJECT_SERVICES = {
     "topics",
+    "register-sync",
     "worker",
     "evaluator",
     "alerts-api",
@@ -216,6 +217,7 @@ def test_project_services_run_the_expected_cli_commands(services):
     commands = {name: services[name]["command"] for name in PROJECT_SERVICES}
     assert commands == {
         "topics": ["topics", "create"],
+        "register-sync": ["register", "sync", "--register", REGISTER_IN_CONTAINER],
         "worker": ["worker"],
         "evaluator": ["alerts", "evaluate"],
         "alerts-api": ["alerts", "api"],
@@ -304,13 +306,41 @@ def test_device_facing_gateways_listen_on_their_published_container_port(service
 # --- start-up order ----------------------------------------------------------------------
 
 
-def test_project_processes_wait_for_healthy_kafka_timescaledb_and_topics(services):
+def test_project_processes_wait_for_healthy_kafka_timescaledb_topics_and_the_register_sync(
+    services,
+):
     for name in AFTER_TOPICS:
         assert depends_on(services[name]) == {
             "kafka": "service_healthy",
             "timescaledb": "service_healthy",
             "topics": "service_completed_successfully",
+            "register-sync": "service_completed_successfully",
         }, name
+
+
+def test_register_sync_runs_once_against_a_healthy_timescaledb(services):
+    """The one-shot that fills the reference tables (and migrates): it must not restart, or
+    compose would never count it as completed and nothing after it would start."""
+    sync = services["register-sync"]
+    assert depends_on(sync) == {"timescaledb": "service_healthy"}
+    assert sync.get("restart", "no") == "no"
+    assert "healthcheck" not in sync
+    assert "EW_DATABASE_URL" in environment(sync)
+
+
+def test_register_sync_reads_the_repo_s_register_which_loads(services):
+    from plans.register import load_register
+
+    command = services["register-sync"]["command"]
+    path = host_path_for(services["register-sync"], command[command.index("--register") + 1])
+    assert path == REPO_ROOT / "plans" / "registers" / "demo.yaml"
+    assert load_register(path).enterprises
+
+
+def test_grafana_starts_once_the_reference_tables_are_filled(services):
+    """The dashboards' variables and names read ref_*: with no manual step on `docker compose
+    up`, Grafana waits for the sync to have completed."""
+    assert depends_on(services["grafana"])["register-sync"] == "service_completed_successfully"
 
 
 def test_ingest_gateways_wait_for_kafka_and_topics_and_the_mqtt_one_also_for_the_broker(services):
