@@ -15,7 +15,7 @@ resolved, once (``lifecycle_report``).
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
@@ -51,6 +51,7 @@ from simulators.scenario import (
 )
 from storage import alert_store
 from storage.migrate import migrate
+from storage.reference_data import sync_reference_data
 
 SUPERVISOR_ID = "city-energy-office"
 SUPERVISOR_PRINCIPAL: Final = f"supervisor:{SUPERVISOR_ID}"
@@ -171,6 +172,19 @@ def write_rule_files(directory: Path, scenario: Scenario, amended: bool = False)
         encoding="utf-8",
     )
     return {"EW_REGISTER_PATH": str(register), "EW_PLANS_DIR": str(plans_dir)}
+
+
+async def sync_reference(
+    settings: Settings, scenario: Scenario, amended: bool = False
+) -> dict[str, int]:
+    """Fill the dashboards' reference tables from the register and plans the evaluator reads
+    (their amended revisions with ``amended``); the rows written per table."""
+    return await sync_reference_data(
+        settings.database_url.get_secret_value(),
+        scenario_register(scenario, amended),
+        {plan.city.id: plan for plan in scenario_plans(scenario, amended)},
+        now=datetime.now(UTC),
+    )
 
 
 def told_enterprises(scenario: Scenario) -> list[Enterprise]:

@@ -60,14 +60,19 @@ DEMO_PREFIX: Final = "energywatch-demo"
 
 @dataclass
 class _Services:
-    """The demo's worker, evaluator and notifier; the evaluator restarts on new files."""
+    """The demo's workers (readings; VOC and production: a VOC exceedance never waits behind
+    the readings), evaluator and notifier; the evaluator restarts on new files."""
 
     env: dict[str, str]
     logs: Path
     running: dict[str, ServiceProcess] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for name, command in (("worker", ["worker"]), ("evaluator", ["alerts", "evaluate"])):
+        for name, command in (
+            ("worker", ["worker", "--stream", "readings"]),
+            ("voc-worker", ["worker", "--stream", "voc", "--stream", "production"]),
+            ("evaluator", ["alerts", "evaluate"]),
+        ):
             self.running[name] = self._start(name, command, self.env)
         self.running["notifier"] = self._start("notifier", ["notify"], self.env)
 
@@ -178,6 +183,7 @@ class MainJob:
         workdir: Path,
         started: float,
     ) -> int:
+        asyncio.run(demo.sync_reference(settings, scenario))  # what the dashboards join on
         asyncio.run(demo.declare_emergencies(settings, scenario))
         feed = demo.ScenarioFeed(settings, scenario)
         operator = scenario.config.operator
@@ -195,6 +201,7 @@ class MainJob:
             asyncio.run(self._wait(settings, feed.produced, services, commands=True))
             if operator.amendments:
                 services.restart_evaluator(demo.write_rule_files(workdir, scenario, amended=True))
+                asyncio.run(demo.sync_reference(settings, scenario, amended=True))
                 self.console.print(
                     f"{at}: {len(operator.amendments)} amendment(s) written; the evaluator "
                     "restarted to read them"
@@ -242,7 +249,8 @@ class MainJob:
                 f"[red]{len(missed)} expected outcome(s) missed, {len(broken)} alert(s) not "
                 "raised, told, acknowledged and resolved once each"
                 f"{'' if complete else ', and the pipeline did not finish in time'}[/red]: see "
-                ".local/logs/demo-worker.log, demo-evaluator.log and demo-notifier.log"
+                ".local/logs/demo-worker.log, demo-voc-worker.log, demo-evaluator.log and "
+                "demo-notifier.log"
             )
             return 1
         self.console.print(

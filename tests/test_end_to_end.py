@@ -23,7 +23,8 @@ from contracts.alert_events import AlertKind
 from energywatch import demo
 from simulators.outcomes import check_outcomes
 from simulators.scenario import load_scenario
-from tests.conftest import wait_until
+from stream.app import app_id
+from tests.conftest import free_port, wait_until
 from tests.pipeline import prometheus_value
 
 pytestmark = pytest.mark.services
@@ -94,7 +95,14 @@ def test_each_rule_type_is_raised_told_acknowledged_and_resolved_once_each_party
             "EW_EVALUATOR_CLOCK": "data",
             "EW_EVALUATOR_SWEEP_SECONDS": "2",
         }
-        start_service("worker", settings, **env)
+        # the production layout: readings in one worker, VOC and production in another
+        start_service("worker --stream readings", settings, **env)
+        start_service(
+            "worker --stream voc --stream production",
+            settings,
+            **env,
+            EW_WORKER_METRICS_PORT=str(free_port()),
+        )
         evaluator = start_service("alerts evaluate", settings, **env)
         start_service("notify", settings, **env)
         asyncio.run(demo.declare_emergencies(settings, SCENARIO))
@@ -164,11 +172,12 @@ def test_each_rule_type_is_raised_told_acknowledged_and_resolved_once_each_party
         assert all(receiver.rejected == 0 for receiver in units.values())
 
     # the local Prometheus found the worker through its target file and scraped it
+    readings_worker = app_id(settings, ("readings",))
     assert wait_until(
         lambda: (
             prometheus_value(
                 settings,
-                f'energywatch_stream_readings_stored_total{{service="{settings.worker_app_id}"}}',
+                f'energywatch_stream_readings_stored_total{{service="{readings_worker}"}}',
             )
             >= feed.produced["readings"]
         ),
