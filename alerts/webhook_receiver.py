@@ -1,6 +1,7 @@
 """A local webhook receiver for development, the main job and tests.
 
-It is what an enterprise's endpoint would do: verify the signature, de-duplicate on
+It is what an enterprise's endpoint would do: verify the signature and that its timestamp is
+fresh (a replayed request is refused), de-duplicate on
 ``Idempotency-Key``, and keep what arrived (``WebhookNotification`` bodies: one event, or a
 digest of several). It runs in a background thread on loopback.
 """
@@ -19,6 +20,7 @@ from alerts.channels.webhook import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     WebhookNotification,
+    is_fresh,
     verify,
 )
 from contracts.alert_events import AlertEvent
@@ -104,6 +106,8 @@ class WebhookReceiver:
             timestamp = headers.get(TIMESTAMP_HEADER, "")
             if not verify(self._secret, timestamp, body, signature):
                 return self._reject(401)
+            if not is_fresh(timestamp, time.time()):
+                return self._reject(401)  # a captured request replayed later
         try:
             notification = WebhookNotification.model_validate_json(body)
         except ValidationError:

@@ -52,3 +52,15 @@ def test_requests_are_unsigned_when_no_secret_is_configured(event):
     request = build_webhook_request(WebhookTarget(url=URL), render_alerts([event]), "k", "0")
     assert SIGNATURE_HEADER not in request.headers
     assert sign(b"k", "0", b"body").startswith("sha256=")
+
+
+def test_a_timestamp_is_fresh_within_five_minutes_of_the_receivers_clock():
+    from alerts.channels.webhook import TOLERANCE_SECONDS, is_fresh
+
+    assert TOLERANCE_SECONDS == 300
+    assert is_fresh("1700000000", 1700000000 + 300)
+    assert is_fresh("1700000000", 1700000000 - 300)  # a sender's clock a little ahead
+    assert not is_fresh("1700000000", 1700000000 + 301)
+    assert not is_fresh("1700000000", 1700000000 - 301)
+    assert not is_fresh("", 1700000000)
+    assert not is_fresh("17e8", 1700000000)

@@ -63,8 +63,23 @@ def sign(secret: bytes, timestamp: str, body: bytes) -> str:
     return f"sha256={digest}"
 
 
+#: how far a request's timestamp may be from the receiver's clock: a captured request
+#: replayed later than this is refused (Stripe's libraries default to the same five minutes)
+TOLERANCE_SECONDS: Final = 300
+
+
 def verify(secret: bytes, timestamp: str, body: bytes, signature: str) -> bool:
+    """Whether ``signature`` is ours over ``timestamp`` and ``body`` (not whether it is fresh)."""
     return hmac.compare_digest(sign(secret, timestamp, body), signature)
+
+
+def is_fresh(timestamp: str, now: float, tolerance: float = TOLERANCE_SECONDS) -> bool:
+    """Whether ``timestamp`` (Unix seconds, as sent) is within ``tolerance`` of ``now``."""
+    try:
+        sent = int(timestamp)
+    except ValueError:
+        return False
+    return abs(now - sent) <= tolerance
 
 
 def build_webhook_request(
