@@ -240,6 +240,7 @@ def test_the_forecast_is_judged_from_the_day_pace_is_and_agrees_with_it():
     pace = next(c for c in evaluate_budget(used, BudgetConfig()) if c.rule_id.endswith(".pace"))
     assert forecast.severity is Severity.WARNING
     assert pace.severity is Severity.WARNING
+    assert pace.value is not None
     assert forecast.value == pytest.approx(pace.value * 1000.0)
     too_early = evaluate_forecast(replace(used, at=cst(2026, 3, 7)), ForecastConfig())
     assert too_early.threshold is None  # 6 days of March: 1.6% < 2%
