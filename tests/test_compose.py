@@ -34,6 +34,7 @@ PROJECT_SERVICES = {
     "topics",
     "register-sync",
     "worker",
+    "voc-worker",
     "evaluator",
     "alerts-api",
     "notifier",
@@ -41,8 +42,14 @@ PROJECT_SERVICES = {
 } | INGEST_SERVICES
 # Start once the topics exist and TimescaleDB is healthy; the simulator among them is a batch
 # job, the others run on.
-AFTER_TOPICS = {"worker", "evaluator", "alerts-api", "notifier", "simulator"}
-LONG_RUNNING_PROJECT_SERVICES = {"worker", "evaluator", "alerts-api", "notifier"} | INGEST_SERVICES
+AFTER_TOPICS = {"worker", "voc-worker", "evaluator", "alerts-api", "notifier", "simulator"}
+LONG_RUNNING_PROJECT_SERVICES = {
+    "worker",
+    "voc-worker",
+    "evaluator",
+    "alerts-api",
+    "notifier",
+} | INGEST_SERVICES
 REGISTER_IN_CONTAINER = "/app/plans/registers/demo.yaml"
 
 # "${NAME}", "${NAME:?message}", "${NAME:-}" (an empty default) and nothing else.
@@ -73,8 +80,12 @@ def metrics_ports() -> dict[str, int]:
     settings = pytest.importorskip(
         "energywatch.settings", reason="the energywatch package is not importable here"
     ).Settings
+    # every worker, whatever its streams, serves on the worker's port (its own container)
+    setting = {"voc-worker": "worker"}
     return {
-        name: settings.model_fields[f"{name.replace('-', '_')}_metrics_port"].default
+        name: settings.model_fields[
+            f"{setting.get(name, name).replace('-', '_')}_metrics_port"
+        ].default
         for name in AFTER_TOPICS
     }
 
@@ -218,7 +229,8 @@ def test_project_services_run_the_expected_cli_commands(services):
     assert commands == {
         "topics": ["topics", "create"],
         "register-sync": ["register", "sync", "--register", REGISTER_IN_CONTAINER],
-        "worker": ["worker"],
+        "worker": ["worker", "--stream", "readings"],
+        "voc-worker": ["worker", "--stream", "voc", "--stream", "production"],
         "evaluator": ["alerts", "evaluate"],
         "alerts-api": ["alerts", "api"],
         "notifier": ["notify"],
@@ -597,6 +609,7 @@ def test_prometheus_scrapes_every_project_metrics_endpoint(services):
     }
     assert targets == {
         "worker:39101",
+        "voc-worker:39101",
         "notifier:39102",
         "simulator:39103",
         "evaluator:39105",
