@@ -194,10 +194,33 @@ def prepare_dataset(
                 f"{old.quarter_hour_days or old.days} days, seed {old.seed}); pass --refill to "
                 "generate the size asked for, or ask for that size"
             )
+        notes: dict[str, Any] = {}
+        upgraded = _upgrade(url)
+        if upgraded:
+            notes["migrations_applied_to_kept_data"] = upgraded
         return Dataset(
-            url, old, True, record["rows"], record["sizes"], record["seconds"] or 0.0, {}
+            url, old, True, record["rows"], record["sizes"], record["seconds"] or 0.0, {}, notes
         )
     return _fill(admin_url, database, spec, step)
+
+
+def _upgrade(url: str) -> list[int]:
+    """Bring a kept dataset's schema up to date (the panels may read what a newer migration
+    adds; a migration that adds a derived table fills it from what is stored), then ANALYZE
+    what changed. The versions applied."""
+    import asyncio
+
+    from storage.migrate import migrate
+
+    async def migrated() -> list[int]:
+        async with await psycopg.AsyncConnection.connect(url) as conn:
+            return await migrate(conn)
+
+    applied = asyncio.run(migrated())
+    if applied:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("ANALYZE")
+    return applied
 
 
 def _check_disk(admin_url: str, expected: Mapping[str, int]) -> dict[str, Any]:

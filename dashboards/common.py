@@ -106,6 +106,28 @@ CHOSEN_REGIONS: Final = f"""SELECT 'city' AS kind, c.city AS region, c.division,
     FROM ref_counties k WHERE {chosen("city", "k.city")} AND {chosen("county", "k.county")}"""
 
 
+def cover_rows(kind: str, energy: str, range_from: str, range_to: str, alias: str = "r") -> str:
+    """A FROM item: the rollup rows of subject kind ``kind`` (SQL) whose energy type meets
+    ``energy`` (a condition on ``x``) over the coarsest windows that cover ``[range_from,
+    range_to)`` (``rollup_cover``), as ``alias``.
+
+    Each of the cover's few spans is read by its own index range scan on
+    ``energy_rollups_window_idx`` (migration 0009): the LATERAL subquery, kept apart by
+    ``OFFSET 0``, stops the planner from joining the spans to every row of the kind."""
+    return f"""rollup_cover({range_from}, {range_to}) s
+    CROSS JOIN LATERAL (
+        SELECT x.* FROM energy_rollups x
+        WHERE x.subject_kind = {kind} AND x.window_size = s.window_size AND {energy}
+          AND x.period_start >= s.span_start AND x.period_start < s.span_end
+        OFFSET 0
+    ) {alias}"""
+
+
+#: every energy type's sum, as the rollups' ``'all'`` (every type but water) plus water: the
+#: same sums as ``energy_type <> 'all'`` from two series instead of one per energy type
+ALL_AND_WATER: Final = "x.energy_type IN ('all', 'water')"
+
+
 def sql_variable(name: str, label: str, query: str, *, multi: bool = True) -> db.QueryVariable:
     variable = (
         db.QueryVariable(name)

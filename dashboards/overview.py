@@ -20,6 +20,7 @@ from dashboards.common import (
     TIMESCALEDB,
     Sql,
     coloured_cells,
+    cover_rows,
     dashboard,
     level_mappings,
     region_variables,
@@ -50,13 +51,12 @@ def _level(rank: str) -> str:
     )
 
 
-def _cover_sum(kind: str, subjects: str, range_from: str, range_to: str) -> str:
-    """``tce_counted`` of 'all' per subject over the windows covering the range."""
+def _cover_sum(kind: str, range_from: str, range_to: str) -> str:
+    """``tce_counted`` of 'all' per subject of ``kind`` over the windows covering the range.
+    Every subject of the kind: the caller joins the chosen ones to the sums (a join into the
+    grouped rows would have the planner read the cover once per chosen subject)."""
     return f"""SELECT r.subject, sum(r.tce_counted) AS tce
-    FROM rollup_cover({range_from}, {range_to}) s
-    JOIN energy_rollups r ON r.window_size = s.window_size
-     AND r.period_start >= s.span_start AND r.period_start < s.span_end
-    WHERE r.subject_kind = {kind} AND r.energy_type = 'all' AND r.subject IN ({subjects})
+    FROM {cover_rows(kind, "x.energy_type = 'all'", range_from, range_to)}
     GROUP BY r.subject"""
 
 
@@ -65,12 +65,10 @@ _THIS_YEAR: Final = "extract(year FROM $__timeTo()::timestamptz AT TIME ZONE 'As
 
 
 def _regions_sum(range_from: str, range_to: str) -> str:
-    cities = "SELECT region FROM regions WHERE kind = 'city'"
-    counties = "SELECT region FROM regions WHERE kind = 'county'"
     return (
-        _cover_sum("'city'", cities, range_from, range_to)
+        _cover_sum("'city'", range_from, range_to)
         + "\n    UNION ALL\n    "
-        + _cover_sum("'county'", counties, range_from, range_to)
+        + _cover_sum("'county'", range_from, range_to)
     )
 
 
@@ -139,10 +137,9 @@ WHERE r.subject_kind = 'county' AND r.energy_type = 'all'
 ORDER BY 1, 2
 """
 
-_UNIT_CODES: Final = "SELECT enterprise_code FROM units"
 TOP_CONSUMERS: Final = f"""
 WITH units AS ({CHOSEN_UNITS}),
-used AS ({_cover_sum("'unit'", _UNIT_CODES, "$__timeFrom()", "$__timeTo()")})
+used AS ({_cover_sum("'unit'", "$__timeFrom()", "$__timeTo()")})
 SELECT n.name AS unit, n.enterprise_code, coalesce(k.name_zh, n.county) AS county, n.industry,
        round(u.tce, 1) AS tce,
        round(u.tce * 100 / nullif(sum(u.tce) OVER (), 0), 1) AS share_pct
@@ -152,6 +149,8 @@ LEFT JOIN ref_counties k ON k.county = n.county
 ORDER BY u.tce DESC
 LIMIT 20
 """
+
+_YEAR_TO_DATE: Final = cover_rows("'unit'", "x.energy_type = 'all'", "year.start_at", "$__timeTo()")
 
 #: a year's budget against use since the China-local New Year, paced and projected on the
 #: calendar profile from the unit's first rollup window in the year to its last (the
@@ -169,11 +168,7 @@ ytd AS (
     SELECT r.subject, sum(r.tce_counted) AS used,
            min(r.period_start) AS first_at, max(r.period_end) AS last_at
     FROM year
-    CROSS JOIN LATERAL rollup_cover(year.start_at, $__timeTo()) s
-    JOIN energy_rollups r ON r.window_size = s.window_size
-     AND r.period_start >= s.span_start AND r.period_start < s.span_end
-    WHERE r.subject_kind = 'unit' AND r.energy_type = 'all'
-      AND r.subject IN (SELECT enterprise_code FROM units)
+    CROSS JOIN LATERAL {_YEAR_TO_DATE}
     GROUP BY r.subject
 ),
 paced AS (

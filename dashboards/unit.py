@@ -16,6 +16,7 @@ from dashboards.common import (
     CHOSEN_UNITS,
     TIMESCALEDB,
     Sql,
+    cover_rows,
     dashboard,
     region_variables,
     unit_variable,
@@ -49,17 +50,16 @@ WHERE r.subject_kind = 'unit' AND r.energy_type <> 'all'
 ORDER BY 1, 2
 """
 
+_PICKED_TYPES: Final = (
+    "x.subject IN (SELECT enterprise_code FROM picked) AND x.energy_type <> 'all'"
+)
 PHYSICAL: Final = f"""
 WITH {PICKED}
 SELECT r.energy_type, min(r.physical_unit) AS physical_unit,
        round(sum(r.physical_quantity), 3) AS physical_quantity,
        round(sum(r.tce), 3) AS tce, round(sum(r.tce_counted), 3) AS tce_counted,
        round(sum(r.tce_equivalent), 3) AS tce_equivalent
-FROM rollup_cover($__timeFrom(), $__timeTo()) s
-JOIN energy_rollups r ON r.window_size = s.window_size
- AND r.period_start >= s.span_start AND r.period_start < s.span_end
-JOIN picked p ON r.subject = p.enterprise_code
-WHERE r.subject_kind = 'unit' AND r.energy_type <> 'all'
+FROM {cover_rows("'unit'", _PICKED_TYPES, "$__timeFrom()", "$__timeTo()")}
 GROUP BY r.energy_type
 ORDER BY tce DESC
 """
@@ -137,9 +137,21 @@ ORDER BY 1
 #: type over (meters expected × seconds judged), the day in progress judged to its last whole
 #: quarter hour. A meter is expected when it reported in the 31 days before the day's end; here
 #: "reported" is read from the register's meters' daily rollups (the ledger also holds readings
-#: too late to aggregate, which rollups do not count), an index probe per meter and day
+#: too late to aggregate, which rollups do not count), read once for the whole range
 DATA_QUALITY: Final = f"""
 WITH {PICKED},
+reports AS MATERIALIZED (
+    SELECT m.meter_id, x.period_start AS day
+    FROM ref_meters m JOIN picked p ON m.enterprise_code = p.enterprise_code
+    CROSS JOIN LATERAL (
+        SELECT x.period_start FROM energy_rollups x
+        WHERE x.subject_kind = 'meter' AND x.subject = m.meter_id
+          AND x.energy_type = m.energy_type AND x.window_size = '1d'
+          AND x.period_start >= $__timeFrom()::timestamptz - interval '31 days'
+          AND x.period_start < $__timeTo()::timestamptz + interval '1 day'
+        OFFSET 0
+    ) x
+),
 days AS (
     SELECT r.period_start AS day, sum(r.covered_seconds) AS covered, sum(r.readings) AS readings,
            sum(r.flagged) AS flagged, sum(r.stuck) AS stuck, sum(r.jumps) AS jumps,
@@ -149,15 +161,11 @@ days AS (
       AND $__timeFilter(r.period_start)
     GROUP BY r.period_start
 ),
-judged AS (
+judged AS MATERIALIZED (
     SELECT d.*,
-           (SELECT count(*) FROM ref_meters m JOIN picked p ON m.enterprise_code = p.enterprise_code
-             WHERE EXISTS (
-                 SELECT 1 FROM energy_rollups x
-                 WHERE x.subject_kind = 'meter' AND x.subject = m.meter_id
-                   AND x.energy_type = m.energy_type AND x.window_size = '1d'
-                   AND x.period_start >= d.day - interval '31 days'
-                   AND x.period_start < d.day + interval '1 day')) AS meters,
+           (SELECT count(DISTINCT x.meter_id) FROM reports x
+             WHERE x.day >= d.day - interval '31 days' AND x.day < d.day + interval '1 day')
+               AS meters,
            extract(epoch FROM least(d.day + interval '1 day', {_JUDGED_TO}) - d.day) AS seconds
     FROM days d
 )

@@ -32,60 +32,137 @@ limits AS (
       AND {chosen("monitor", "v.monitor_id")} AND {chosen("pollutant", "v.pollutant")}
 )"""
 
-#: hourly averages for ranges shorter than a day per point, daily averages beyond
+#: hourly averages while points are less than a day apart and the range is at most seven days
+#: (up to 168 points a series; 200 series of a month of hours would be 144,000 points), the
+#: days' valid averages beyond. Hours at the range's ragged ends come from voc_hourly, those of
+#: whole China-local days from voc_daily_hours (migration 0009), which keeps each day's valid
+#: hours in time order
+_HOURS_APART: Final = (
+    "$__interval_ms < 86400000 "
+    "AND $__timeTo()::timestamptz - $__timeFrom()::timestamptz <= interval '7 days'"
+)
 HOURLY: Final = f"""
 WITH {CHOSEN_LIMITS}
-SELECT $__timeGroupAlias(h.period_start, $__interval), h.monitor_id || ' ' || h.pollutant AS metric,
+SELECT $__timeGroupAlias(h.at, $__interval), l.monitor_id || ' ' || l.pollutant AS metric,
        avg(h.avg) AS avg_mg_m3
-FROM voc_hourly h JOIN limits l ON l.monitor_id = h.monitor_id AND l.pollutant = h.pollutant
-WHERE $__interval_ms < 86400000 AND $__timeFilter(h.period_start) AND h.valid
+FROM limits l
+CROSS JOIN voc_cover($__timeFrom(), $__timeTo()) s
+CROSS JOIN LATERAL (
+    SELECT h.period_start AS at, h.avg
+    FROM voc_hourly h
+    WHERE s.source = 'hour' AND h.monitor_id = l.monitor_id AND h.pollutant = l.pollutant
+      AND h.period_start >= s.span_start AND h.period_start < s.span_end AND h.valid
+    UNION ALL
+    SELECT d.period_start + make_interval(mins => v.minutes), v.avg
+    FROM voc_daily_hours d
+    CROSS JOIN LATERAL unnest(d.valid_offsets, d.valid_avgs) AS v (minutes, avg)
+    WHERE s.source = 'day' AND d.monitor_id = l.monitor_id AND d.pollutant = l.pollutant
+      AND d.period_start >= s.span_start AND d.period_start < s.span_end
+) h
+WHERE {_HOURS_APART}
 GROUP BY 1, 2
 UNION ALL
 SELECT d.period_start, d.monitor_id || ' ' || d.pollutant, d.avg
 FROM voc_daily d JOIN limits l ON l.monitor_id = d.monitor_id AND l.pollutant = d.pollutant
-WHERE $__interval_ms >= 86400000 AND $__timeFilter(d.period_start) AND d.valid
+WHERE NOT ({_HOURS_APART}) AND $__timeFilter(d.period_start) AND d.valid
 UNION ALL
 SELECT t.at, l.monitor_id || ' ' || l.pollutant || ' hourly limit', l.hourly_avg_mg_m3
 FROM limits l CROSS JOIN (VALUES ($__timeFrom()::timestamptz), ($__timeTo()::timestamptz)) AS t (at)
 ORDER BY 1, 2
 """
 
+#: per (limit, span of voc_cover): the range's ragged ends from voc_hourly, its whole
+#: China-local days from voc_daily_hours (migration 0009). One aggregate row per branch, so a
+#: span the other branch serves adds a row of zeros and NULLs
+_COUNTED = """
+    SELECT count(*) FILTER (WHERE h.valid) AS valid_hours,
+           count(*) FILTER (WHERE NOT h.valid) AS invalid_hours,
+           max(h.avg) AS max_avg, max(h.max) FILTER (WHERE h.valid) AS max_single,
+           count(*) FILTER (WHERE h.avg > l.hourly_avg_mg_m3) AS exceedance_hours,
+           count(*) FILTER (WHERE h.max > l.single_mg_m3) AS over_single
+    FROM voc_hourly h
+    WHERE s.source = 'hour' AND h.monitor_id = l.monitor_id AND h.pollutant = l.pollutant
+      AND h.period_start >= s.span_start AND h.period_start < s.span_end
+    UNION ALL
+    SELECT coalesce(sum(d.hours_n), 0), coalesce(sum(d.hours - d.hours_n), 0),
+           max(d.avgs[cardinality(d.avgs)]), max(d.max_valid_max),
+           coalesce(sum(cardinality(d.avgs) - width_bucket(l.hourly_avg_mg_m3, d.avgs)), 0),
+           coalesce(sum(cardinality(d.maxes) - width_bucket(l.single_mg_m3, d.maxes)), 0)
+    FROM voc_daily_hours d
+    WHERE s.source = 'day' AND d.monitor_id = l.monitor_id AND d.pollutant = l.pollutant
+      AND d.period_start >= s.span_start AND d.period_start < s.span_end"""
+
 VERSUS_LIMITS: Final = f"""
 WITH {CHOSEN_LIMITS}
 SELECT l.monitor_id, l.pollutant, n.name AS unit, l.standard,
-       count(h.*) FILTER (WHERE h.valid) AS valid_hours,
-       count(h.*) FILTER (WHERE NOT h.valid) AS invalid_hours,
-       round(max(h.avg)::numeric, 3) AS max_hourly_avg, l.hourly_avg_mg_m3,
-       round(max(h.max) FILTER (WHERE h.valid)::numeric, 3) AS max_single, l.single_mg_m3,
-       count(h.*) FILTER (WHERE h.avg > l.hourly_avg_mg_m3) AS exceedance_hours,
-       count(h.*) FILTER (WHERE h.max > l.single_mg_m3) AS hours_over_single_limit
+       sum(a.valid_hours)::bigint AS valid_hours, sum(a.invalid_hours)::bigint AS invalid_hours,
+       round(max(a.max_avg)::numeric, 3) AS max_hourly_avg, l.hourly_avg_mg_m3,
+       round(max(a.max_single)::numeric, 3) AS max_single, l.single_mg_m3,
+       sum(a.exceedance_hours)::bigint AS exceedance_hours,
+       sum(a.over_single)::bigint AS hours_over_single_limit
 FROM limits l
 JOIN units n ON n.enterprise_code = l.enterprise_code
-LEFT JOIN voc_hourly h ON h.monitor_id = l.monitor_id AND h.pollutant = l.pollutant
- AND $__timeFilter(h.period_start)
+CROSS JOIN voc_cover($__timeFrom(), $__timeTo()) s
+CROSS JOIN LATERAL ({_COUNTED}
+) a
 GROUP BY l.monitor_id, l.pollutant, n.name, l.standard, l.hourly_avg_mg_m3, l.single_mg_m3
 ORDER BY exceedance_hours DESC, l.monitor_id, l.pollutant
 """
 
+_FLAGS: Final = ("N", "F", "M", "S", "D", "C", "T", "B")
+_FLAG_SUMS: Final = ", ".join(f"sum(a.hours_{f.lower()}) AS {f.lower()}" for f in _FLAGS)
+_FLAG_HOURS: Final = ", ".join(f"count(*) FILTER (WHERE h.flag = '{f}')" for f in _FLAGS)
+_FLAG_DAYS: Final = ", ".join(f"coalesce(sum(d.hours_{f.lower()}), 0)" for f in _FLAGS)
+_FLAG_COLUMNS: Final = ", ".join(f"hours_{f.lower()}" for f in _FLAGS)
+_FLAG_ROWS: Final = ", ".join(f"('{f}', c.{f.lower()})" for f in _FLAGS)
 FLAGS: Final = f"""
-WITH {CHOSEN_LIMITS}
-SELECT h.monitor_id, h.flag, count(*) AS hours,
-       CASE h.flag WHEN 'N' THEN 'normal' WHEN 'F' THEN 'stopped' WHEN 'M' THEN 'maintenance'
+WITH {CHOSEN_LIMITS},
+counted AS (
+    SELECT l.monitor_id, {_FLAG_SUMS}
+    FROM limits l
+    CROSS JOIN voc_cover($__timeFrom(), $__timeTo()) s
+    CROSS JOIN LATERAL (
+        SELECT {_FLAG_HOURS}
+        FROM voc_hourly h
+        WHERE s.source = 'hour' AND h.monitor_id = l.monitor_id AND h.pollutant = l.pollutant
+          AND h.period_start >= s.span_start AND h.period_start < s.span_end
+        UNION ALL
+        SELECT {_FLAG_DAYS}
+        FROM voc_daily_hours d
+        WHERE s.source = 'day' AND d.monitor_id = l.monitor_id AND d.pollutant = l.pollutant
+          AND d.period_start >= s.span_start AND d.period_start < s.span_end
+    ) a ({_FLAG_COLUMNS})
+    GROUP BY l.monitor_id
+)
+SELECT c.monitor_id, f.flag, f.hours::bigint AS hours,
+       CASE f.flag WHEN 'N' THEN 'normal' WHEN 'F' THEN 'stopped' WHEN 'M' THEN 'maintenance'
                    WHEN 'S' THEN 'manual' WHEN 'D' THEN 'fault' WHEN 'C' THEN 'calibration'
                    WHEN 'T' THEN 'over range' WHEN 'B' THEN 'communication fault' END AS meaning
-FROM voc_hourly h JOIN limits l ON l.monitor_id = h.monitor_id AND l.pollutant = h.pollutant
-WHERE $__timeFilter(h.period_start)
-GROUP BY h.monitor_id, h.flag
-ORDER BY h.monitor_id, hours DESC
+FROM counted c
+CROSS JOIN LATERAL (VALUES {_FLAG_ROWS}) AS f (flag, hours)
+WHERE f.hours > 0
+ORDER BY c.monitor_id, hours DESC
 """
 
 EXCEEDANCE_HOURS: Final = f"""
 WITH {CHOSEN_LIMITS}
-SELECT date_trunc('day', h.period_start, 'Asia/Shanghai') AS "time",
-       h.monitor_id || ' ' || h.pollutant AS metric,
-       count(*) FILTER (WHERE h.avg > l.hourly_avg_mg_m3) AS exceedance_hours
-FROM voc_hourly h JOIN limits l ON l.monitor_id = h.monitor_id AND l.pollutant = h.pollutant
-WHERE $__timeFilter(h.period_start)
+SELECT a.day AS "time", l.monitor_id || ' ' || l.pollutant AS metric,
+       sum(a.exceedance_hours)::bigint AS exceedance_hours
+FROM limits l
+CROSS JOIN voc_cover($__timeFrom(), $__timeTo()) s
+CROSS JOIN LATERAL (
+    SELECT date_trunc('day', h.period_start, 'Asia/Shanghai') AS day,
+           count(*) FILTER (WHERE h.avg > l.hourly_avg_mg_m3) AS exceedance_hours
+    FROM voc_hourly h
+    WHERE s.source = 'hour' AND h.monitor_id = l.monitor_id AND h.pollutant = l.pollutant
+      AND h.period_start >= s.span_start AND h.period_start < s.span_end
+    GROUP BY 1
+    UNION ALL
+    SELECT d.period_start, cardinality(d.avgs) - width_bucket(l.hourly_avg_mg_m3, d.avgs)
+    FROM voc_daily_hours d
+    WHERE s.source = 'day' AND d.monitor_id = l.monitor_id AND d.pollutant = l.pollutant
+      AND d.period_start >= s.span_start AND d.period_start < s.span_end
+) a
 GROUP BY 1, 2
 ORDER BY 1, 2
 """
@@ -114,6 +191,7 @@ def build() -> Dashboard:
         .with_panel(
             timeseries.Panel()
             .title("Hourly averages vs limit 小时均值 (mg/m³)")
+            .description("Hourly averages for ranges up to 7 days, daily averages beyond.")
             .datasource(TIMESCALEDB)
             .with_target(Sql(HOURLY, format_val="time_series"))
             .interval("1h")

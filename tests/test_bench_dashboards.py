@@ -83,6 +83,12 @@ def tiny_dataset(local_stack):
         drop_database(admin_url, name)
 
 
+def _whole_hours(start: datetime, end: datetime) -> int:
+    """Whole clock hours in [start, end)."""
+    first = (start + timedelta(minutes=59, seconds=59)).replace(minute=0, second=0)
+    return max(0, int((end - first) / timedelta(hours=1)))
+
+
 def _one(conn: psycopg.Connection, sql: str) -> Any:
     row = conn.execute(sql).fetchone()
     assert row is not None
@@ -127,11 +133,23 @@ def test_generator_fills_every_table_at_the_pipelines_row_counts(tiny_dataset) -
         assert meter_windows == {"1d", "1mo"}
         kinds = {r[0] for r in conn.execute("SELECT DISTINCT subject_kind FROM energy_rollups")}
         assert kinds == {"meter", "unit", "county", "city", "industry"}
-        hours = len(plan.monitors) * len(VOC_CODES) * 3 * 24
+        # every whole hour of the span, on the hour as the stream's are (it starts at 06:15)
+        series = len(plan.monitors) * len(VOC_CODES)
+        assert _whole_hours(tiny_dataset.spec.start, END) == 3 * 24 - 1
+        hours = series * _whole_hours(tiny_dataset.spec.start, END)
         assert _one(conn, "SELECT count(*) FROM voc_hourly") == hours
+        off_the_hour = (
+            "SELECT count(*) FROM voc_hourly WHERE date_trunc('hour', period_start) <> period_start"
+        )
+        assert _one(conn, off_the_hour) == 0
         assert _one(conn, "SELECT count(*) FROM voc_samples WHERE interval_seconds = 3600") == hours
         minutes = _one(conn, "SELECT count(*) FROM voc_samples WHERE interval_seconds = 60")
-        assert minutes == len(plan.monitors) * len(VOC_CODES) * 1440
+        assert minutes == series * 60 * _whole_hours(tiny_dataset.spec.voc_minutes_from, END)
+        # the VOC panels' daily summary (migration 0009), summed after the trigger was deferred
+        assert _one(conn, "SELECT sum(hours) FROM voc_daily_hours") == hours
+        assert _one(conn, "SELECT sum(hours_n) FROM voc_daily_hours") == _one(
+            conn, "SELECT count(*) FROM voc_hourly WHERE valid"
+        )
         assert _one(conn, "SELECT count(*) FROM voc_daily") == _one(
             conn,
             "SELECT count(DISTINCT (monitor_id, pollutant, "

@@ -1,0 +1,156 @@
+-- What the dashboards need to answer in well under 100 ms over a year of a 500-unit fleet
+-- (issue 7; `energywatch bench dashboards` times every panel's SQL).
+--
+-- 1. Rollups of every subject of a kind over a time range ("every unit's energy this year",
+--    "every county's completeness this week") are read window by window of rollup_cover():
+--    an index on the columns that pick such a slice. Its columns never change after a row is
+--    inserted, so the worker's in-place updates of the sums stay HOT (the primary key and the
+--    period_start index are the table's only other indexes).
+CREATE INDEX energy_rollups_window_idx
+    ON energy_rollups (subject_kind, window_size, energy_type, period_start);
+
+-- rollup_cover() returns at most seven spans; the default estimate (1000 rows) makes the
+-- planner read every row of a kind instead of looking each span up.
+ALTER FUNCTION rollup_cover(timestamptz, timestamptz) ROWS 7;
+
+-- 2. VOC: one monitor's one pollutant over a time range (a panel's series, a limit's hours).
+--    The primary key leads with (monitor_id, period_start) and would read every pollutant of
+--    the monitor. Immutable columns again, so the stream's updates of an hour stay HOT.
+CREATE INDEX voc_hourly_series_idx ON voc_hourly (monitor_id, pollutant, period_start);
+
+-- 3. What the VOC panels read per hour (hours per data flag, hours above a limit, the highest
+--    hourly average and valid maximum, the valid hours' averages in time order), one row per
+--    monitor, pollutant and China-local day, so
+--    a year reads 365 rows per series instead of 8760. Limits are not stored here: they come
+--    from the register (ref_voc_limits) and may change, so each day keeps its hours' averages
+--    and maxima sorted, and the hours above a limit L are
+--        cardinality(avgs) - width_bucket(L, avgs)
+--    (width_bucket of a sorted array counts its elements <= L), exactly what counting the
+--    hours with avg > L gives. A trigger keeps it in step with voc_hourly (below).
+CREATE TABLE voc_daily_hours (
+    monitor_id    text             NOT NULL,
+    period_start  timestamptz      NOT NULL,  -- 00:00 China Standard Time
+    pollutant     text             NOT NULL,
+    hours         integer          NOT NULL,  -- hours with the code, any flag
+    hours_n       integer          NOT NULL,  -- per HJ 212 data flag; N: valid
+    hours_f       integer          NOT NULL,
+    hours_m       integer          NOT NULL,
+    hours_s       integer          NOT NULL,
+    hours_d       integer          NOT NULL,
+    hours_c       integer          NOT NULL,
+    hours_t       integer          NOT NULL,
+    hours_b       integer          NOT NULL,
+    avgs          double precision[] NOT NULL,  -- the hours' averages that are not NULL, ascending
+    maxes         double precision[] NOT NULL,  -- the hours' maxima that are not NULL, ascending
+    max_valid_max double precision,            -- the highest maximum of a valid hour
+    -- the valid hours in time order, for hourly time series: minutes after 00:00 CST, averages
+    valid_offsets smallint[]       NOT NULL,
+    valid_avgs    double precision[] NOT NULL,
+    PRIMARY KEY (monitor_id, pollutant, period_start)
+);
+CREATE INDEX voc_daily_hours_period_idx ON voc_daily_hours (period_start);
+
+-- The days of [range_from, range_to) recomputed from voc_hourly (NULL monitor: every monitor).
+CREATE FUNCTION voc_daily_hours_refresh(
+    range_from timestamptz, range_to timestamptz, only_monitor text DEFAULT NULL,
+    only_pollutant text DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    written bigint;
+BEGIN
+    DELETE FROM voc_daily_hours d
+    WHERE d.period_start >= range_from AND d.period_start < range_to
+      AND (only_monitor IS NULL OR d.monitor_id = only_monitor)
+      AND (only_pollutant IS NULL OR d.pollutant = only_pollutant);
+    INSERT INTO voc_daily_hours
+    SELECT h.monitor_id, date_trunc('day', h.period_start, 'Asia/Shanghai'), h.pollutant,
+           count(*),
+           count(*) FILTER (WHERE h.flag = 'N'), count(*) FILTER (WHERE h.flag = 'F'),
+           count(*) FILTER (WHERE h.flag = 'M'), count(*) FILTER (WHERE h.flag = 'S'),
+           count(*) FILTER (WHERE h.flag = 'D'), count(*) FILTER (WHERE h.flag = 'C'),
+           count(*) FILTER (WHERE h.flag = 'T'), count(*) FILTER (WHERE h.flag = 'B'),
+           coalesce(array_agg(h.avg ORDER BY h.avg) FILTER (WHERE h.avg IS NOT NULL), '{}'),
+           coalesce(array_agg(h.max ORDER BY h.max) FILTER (WHERE h.max IS NOT NULL), '{}'),
+           max(h.max) FILTER (WHERE h.valid),
+           coalesce(array_agg((extract(epoch FROM h.period_start
+                                       - date_trunc('day', h.period_start, 'Asia/Shanghai'))
+                               / 60)::smallint ORDER BY h.period_start)
+                        FILTER (WHERE h.valid), '{}'),
+           coalesce(array_agg(h.avg ORDER BY h.period_start) FILTER (WHERE h.valid), '{}')
+    FROM voc_hourly h
+    WHERE h.period_start >= range_from AND h.period_start < range_to
+      AND (only_monitor IS NULL OR h.monitor_id = only_monitor)
+      AND (only_pollutant IS NULL OR h.pollutant = only_pollutant)
+    GROUP BY 1, 2, 3;
+    GET DIAGNOSTICS written = ROW_COUNT;
+    RETURN written;
+END
+$$;
+
+-- The stream writes voc_hourly row by row as minutes arrive (an hour changes until it is
+-- complete, and only when a value changes); each written, changed or deleted hour brings its
+-- day up to date: about 24 index entries read per hour written. A bulk loader (the dashboard
+-- benchmark's) may set energywatch.voc_daily_hours = 'deferred' for its transaction and call
+-- voc_daily_hours_refresh() for what it wrote.
+CREATE FUNCTION voc_daily_hours_sync() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    changed voc_hourly;
+    day timestamptz;
+BEGIN
+    IF current_setting('energywatch.voc_daily_hours', true) = 'deferred' THEN
+        RETURN NULL;
+    END IF;
+    IF TG_OP = 'DELETE' THEN
+        changed := OLD;
+    ELSE
+        changed := NEW;
+    END IF;
+    day := date_trunc('day', changed.period_start, 'Asia/Shanghai');
+    PERFORM voc_daily_hours_refresh(day, day + interval '24 hours', changed.monitor_id,
+                                    changed.pollutant);
+    IF TG_OP = 'UPDATE' AND (OLD.monitor_id, OLD.pollutant, OLD.period_start)
+            IS DISTINCT FROM (NEW.monitor_id, NEW.pollutant, NEW.period_start) THEN
+        day := date_trunc('day', OLD.period_start, 'Asia/Shanghai');
+        PERFORM voc_daily_hours_refresh(day, day + interval '24 hours', OLD.monitor_id,
+                                        OLD.pollutant);
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER voc_daily_hours_sync
+    AFTER INSERT OR UPDATE OR DELETE ON voc_hourly
+    FOR EACH ROW EXECUTE FUNCTION voc_daily_hours_sync();
+
+-- what is already stored
+SELECT voc_daily_hours_refresh('-infinity', 'infinity');
+
+-- The spans a VOC panel reads for the hours starting in [range_from, range_to] (both ends
+-- included, as Grafana's $__timeFilter): the China-local days wholly inside as 'day' spans of
+-- voc_daily_hours, the hours before and after them as 'hour' spans of voc_hourly. Spans are
+-- [span_start, span_end).
+CREATE FUNCTION voc_cover(range_from timestamptz, range_to timestamptz)
+RETURNS TABLE (source text, span_start timestamptz, span_end timestamptz)
+LANGUAGE plpgsql STABLE STRICT ROWS 3 AS $$
+DECLARE
+    -- the first CST midnight at or after range_from, the last at or before range_to
+    d0 timestamptz := date_trunc('day', range_from - interval '1 microsecond', 'Asia/Shanghai')
+                      + interval '24 hours';
+    d1 timestamptz := date_trunc('day', range_to, 'Asia/Shanghai');
+    stop timestamptz := range_to + interval '1 microsecond';
+BEGIN
+    IF range_to < range_from THEN
+        RETURN;
+    END IF;
+    IF d1 <= d0 THEN
+        RETURN QUERY SELECT 'hour'::text, range_from, stop;
+        RETURN;
+    END IF;
+    RETURN QUERY
+    SELECT s.k, s.a, s.b
+    FROM (VALUES ('hour', range_from, d0), ('day', d0, d1), ('hour', d1, stop)) AS s (k, a, b)
+    WHERE s.a < s.b;
+END
+$$;

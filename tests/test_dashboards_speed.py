@@ -1,0 +1,167 @@
+"""What migration 0009 adds so the dashboards stay fast, against the real database: the VOC
+panels' daily summary kept by a trigger as the stream writes hours, the spans ``voc_cover``
+cuts a time range into, and the sorted-array count that stands in for counting hours above a
+limit."""
+
+import asyncio
+import itertools
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from contracts.identifiers import CHINA_STANDARD_TIME
+from contracts.voc import DataFlag, PollutantValue, VocSample
+from energywatch.settings import Settings
+from storage.migrate import migrate
+from storage.voc import store_voc_samples
+from tests.conftest import fresh_database
+
+pytestmark = pytest.mark.services
+CODE = "91350100M000100Y43"
+NMHC, FLOW = "a24088", "a00000"
+MIDNIGHT = datetime(2026, 3, 1, 16, tzinfo=UTC)  # 2026-03-02 00:00 China Standard Time
+MINUTE = timedelta(minutes=1)
+
+
+@pytest.fixture(scope="module")
+def migrated(local_stack: Settings) -> Iterator[str]:
+    """The URL of a fresh database with every migration, shared by this module's tests."""
+    with fresh_database(local_stack) as database:
+        url = database.database_url.get_secret_value()
+
+        async def run() -> None:
+            async with await psycopg.AsyncConnection.connect(url) as conn:
+                await migrate(conn)
+
+        asyncio.run(run())
+        yield url
+
+
+def _minute(at: datetime, nmhc: float | None, flag: str = "N") -> VocSample:
+    """A minute sample; ``nmhc`` None: one without NMHC (a re-send that drops the code)."""
+    values = {FLOW: PollutantValue(avg=10.0, cou=600.0, flag=DataFlag.NORMAL)}
+    if nmhc is not None:
+        values[NMHC] = PollutantValue(avg=nmhc, min=nmhc * 0.9, max=nmhc * 1.1, flag=DataFlag(flag))
+    return VocSample(
+        monitor_id="YCVOC0001",
+        enterprise_code=CODE,
+        data_time=at,
+        interval_seconds=60,
+        values=values,
+    )
+
+
+def _hour(start: datetime, level: float, valid_minutes: int = 60) -> list[VocSample]:
+    return [
+        _minute(start + m * MINUTE, level + m / 100, "N" if m < valid_minutes else "D")
+        for m in range(60)
+    ]
+
+
+def _store(url: str, *batches: list[VocSample]) -> None:
+    """Each batch in a transaction of its own, through the stream's storage adapter."""
+
+    async def run() -> None:
+        async with await psycopg.AsyncConnection.connect(url) as conn:
+            for batch in batches:
+                async with conn.transaction(), conn.cursor() as cur:
+                    await store_voc_samples(cur, batch)
+
+    asyncio.run(run())
+
+
+def test_the_voc_day_summary_follows_the_streams_writes_as_a_recount_would(migrated):
+    """Hours on both sides of a China-local midnight, one of them invalid, then a late
+    correction of a minute and a minute sent again without NMHC: after each write the trigger's
+    rows equal a recount from voc_hourly, and the counts are the hours'."""
+    before = MIDNIGHT - timedelta(hours=2)
+    _store(
+        migrated,
+        _hour(before, 3.0) + _hour(before + timedelta(hours=1), 9.0, valid_minutes=30),
+        _hour(MIDNIGHT, 5.0),
+        _hour(MIDNIGHT + timedelta(hours=1), 7.0),
+    )
+    _store(migrated, [_minute(MIDNIGHT + 5 * MINUTE, 50.0)])  # a late correction: a new max
+    _store(migrated, [_minute(MIDNIGHT + timedelta(hours=1), None)])
+    with psycopg.connect(migrated) as conn:
+        kept = conn.execute(
+            "SELECT * FROM voc_daily_hours ORDER BY monitor_id, pollutant, period_start"
+        ).fetchall()
+        with conn.transaction(force_rollback=True):
+            conn.execute("SELECT voc_daily_hours_refresh('-infinity', 'infinity')")
+            recounted = conn.execute(
+                "SELECT * FROM voc_daily_hours ORDER BY monitor_id, pollutant, period_start"
+            ).fetchall()
+        hourly = conn.execute(
+            "SELECT date_trunc('day', period_start, 'Asia/Shanghai'), count(*), "
+            "count(*) FILTER (WHERE valid), max(avg), "
+            "array_agg(avg ORDER BY period_start) FILTER (WHERE valid) "
+            "FROM voc_hourly WHERE pollutant = %s GROUP BY 1 ORDER BY 1",
+            (NMHC,),
+        ).fetchall()
+        summary = conn.execute(
+            "SELECT period_start, hours, hours_n, avgs[cardinality(avgs)], valid_avgs "
+            "FROM voc_daily_hours WHERE pollutant = %s ORDER BY 1",
+            (NMHC,),
+        ).fetchall()
+    assert kept == recounted
+    assert [day for day, *_ in summary] == [MIDNIGHT - timedelta(days=1), MIDNIGHT]
+    assert [(h, n) for _, h, n, *_ in summary] == [(2, 1), (2, 2)]
+    assert summary == [tuple(row) for row in hourly]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    start=st.integers(min_value=0, max_value=40 * 24 * 4),
+    length=st.integers(min_value=0, max_value=40 * 24 * 4),
+)
+def test_voc_cover_tiles_the_range_and_its_days_are_whole_china_days(migrated, start, length):
+    """[from, to] (to included, as $__timeFilter) in quarter hours: spans follow one another
+    from ``from`` to just after ``to``; 'day' spans run from a China-local midnight to another,
+    and no 'hour' span holds a whole China-local day."""
+    range_from = datetime(2026, 1, 1, 3, 15, tzinfo=UTC) + timedelta(minutes=15 * start)
+    range_to = range_from + timedelta(minutes=15 * length)
+    with psycopg.connect(migrated) as conn:
+        spans = conn.execute(
+            "SELECT source, span_start, span_end FROM voc_cover(%s, %s) ORDER BY span_start",
+            (range_from, range_to),
+        ).fetchall()
+    assert spans[0][1] == range_from
+    assert spans[-1][2] == range_to + timedelta(microseconds=1)
+    for (_, _, end), (_, begin, _) in itertools.pairwise(spans):
+        assert end == begin
+    for source, begin, end in spans:
+        if source == "day":
+            local = begin.astimezone(CHINA_STANDARD_TIME)
+            assert (local.hour, local.minute, local.second) == (0, 0, 0)
+            assert (end - begin) % timedelta(days=1) == timedelta(0)
+        else:
+            assert source == "hour"
+            assert end - begin <= timedelta(days=2)
+    assert sum(source == "day" for source, _, _ in spans) <= 1
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    values=st.lists(st.floats(min_value=0, max_value=1000, allow_nan=False), max_size=24),
+    limit=st.floats(min_value=0, max_value=1000, allow_nan=False),
+)
+def test_hours_above_a_limit_are_what_width_bucket_counts_in_the_sorted_averages(
+    migrated, values, limit
+):
+    """The VOC panels count hours with avg > limit as cardinality - width_bucket over a day's
+    sorted averages; ties with the limit are not above it."""
+    values = [*values, *values[:2]]  # some ties
+    with psycopg.connect(migrated) as conn:
+        row = conn.execute(
+            "SELECT cardinality(a) - width_bucket(%s::float8, a) FROM "
+            "(SELECT coalesce(array_agg(v ORDER BY v), '{}') AS a "
+            " FROM unnest(%s::float8[]) AS v) s",
+            (limit, values),
+        ).fetchone()
+    assert row is not None
+    assert row[0] == sum(1 for v in values if v > limit)
