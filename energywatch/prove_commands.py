@@ -7,7 +7,7 @@ Commands are added to this sub-app by the modules that implement them.
 
 import typer
 
-from energywatch import prove_security_commands
+from energywatch import prove_fault_commands, prove_security_commands
 
 app = typer.Typer(
     help="The proving ground (issue 8): fuzzing, hostile clients, security checks, faults, "
@@ -18,3 +18,5 @@ app = typer.Typer(
 app.command("fuzz")(prove_security_commands.fuzz)
 app.command("hostile")(prove_security_commands.hostile)
 app.command("security")(prove_security_commands.security)
+app.command("faults")(prove_fault_commands.faults)
+app.command("soak")(prove_fault_commands.soak)

@@ -300,6 +300,10 @@ class ReplayRun:
         finally:
             if self._receiver is not None:
                 self._receiver.__exit__(None, None, None)
+            targets = self.settings.prometheus_targets_dir
+            if targets is not None:  # a SIGKILLed worker could not remove its own
+                for service in (self.settings.worker_app_id, self.settings.notifier_group_id):
+                    (targets / f"{service}.json").unlink(missing_ok=True)
             try:
                 delete_topics(self.settings)
             finally:
