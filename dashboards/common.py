@@ -123,6 +123,26 @@ def cover_rows(kind: str, energy: str, range_from: str, range_to: str, alias: st
     ) {alias}"""
 
 
+def every_chosen(*variables: str) -> str:
+    """The SQL condition "each of these variables is at All": a constant once Grafana has
+    interpolated the variables, which the planner folds away."""
+    return " AND ".join(f"'__all' = ANY(ARRAY[${{{v}:sqlstring}}]::text[])" for v in variables)
+
+
+#: no region, industry or unit narrows the units chosen
+EVERY_UNIT: Final = every_chosen("city", "county", "industry", "unit")
+#: no city or county narrows the regions chosen
+EVERY_REGION: Final = every_chosen("city", "county")
+
+
+def among(column: str, subjects: str, every: str = EVERY_UNIT) -> str:
+    """The condition "``column`` is one of ``subjects`` (a one-column query), unless nothing
+    narrows the choice": with a selection the rollups are read for the chosen subjects only
+    (their primary key), with none for every subject without a list to check each row
+    against."""
+    return f"({every} OR {column} = ANY(ARRAY({subjects})))"
+
+
 #: every energy type's sum, as the rollups' ``'all'`` (every type but water) plus water: the
 #: same sums as ``energy_type <> 'all'`` from two series instead of one per energy type
 ALL_AND_WATER: Final = "x.energy_type IN ('all', 'water')"

@@ -17,8 +17,11 @@ from grafana_foundation_sdk.models.dashboard import Dashboard
 from dashboards.common import (
     CHOSEN_REGIONS,
     CHOSEN_UNITS,
+    EVERY_REGION,
+    EVERY_UNIT,
     TIMESCALEDB,
     Sql,
+    among,
     coloured_cells,
     cover_rows,
     dashboard,
@@ -51,24 +54,29 @@ def _level(rank: str) -> str:
     )
 
 
-def _cover_sum(kind: str, range_from: str, range_to: str) -> str:
-    """``tce_counted`` of 'all' per subject of ``kind`` over the windows covering the range.
-    Every subject of the kind: the caller joins the chosen ones to the sums (a join into the
-    grouped rows would have the planner read the cover once per chosen subject)."""
+def _cover_sum(kind: str, subjects: str, every: str, range_from: str, range_to: str) -> str:
+    """``tce_counted`` of 'all' per subject of ``kind`` over the windows covering the range:
+    of ``subjects`` when the variables narrow them (``every`` false), else of every subject
+    of the kind. The caller joins the chosen ones to the sums (a semi-join into the grouped
+    rows would have the planner read the cover once per chosen subject)."""
+    energy = f"x.energy_type = 'all' AND {among('x.subject', subjects, every)}"
     return f"""SELECT r.subject, sum(r.tce_counted) AS tce
-    FROM {cover_rows(kind, "x.energy_type = 'all'", range_from, range_to)}
+    FROM {cover_rows(kind, energy, range_from, range_to)}
     GROUP BY r.subject"""
 
 
+_UNIT_CODES: Final = "SELECT enterprise_code FROM units"
 _YEAR_BEFORE: Final = "{}::timestamptz - interval '1 year'"
 _THIS_YEAR: Final = "extract(year FROM $__timeTo()::timestamptz AT TIME ZONE 'Asia/Shanghai')"
 
 
 def _regions_sum(range_from: str, range_to: str) -> str:
+    cities = "SELECT region FROM regions WHERE kind = 'city'"
+    counties = "SELECT region FROM regions WHERE kind = 'county'"
     return (
-        _cover_sum("'city'", range_from, range_to)
+        _cover_sum("'city'", cities, EVERY_REGION, range_from, range_to)
         + "\n    UNION ALL\n    "
-        + _cover_sum("'county'", range_from, range_to)
+        + _cover_sum("'county'", counties, EVERY_REGION, range_from, range_to)
     )
 
 
@@ -139,7 +147,7 @@ ORDER BY 1, 2
 
 TOP_CONSUMERS: Final = f"""
 WITH units AS ({CHOSEN_UNITS}),
-used AS ({_cover_sum("'unit'", "$__timeFrom()", "$__timeTo()")})
+used AS ({_cover_sum("'unit'", _UNIT_CODES, EVERY_UNIT, "$__timeFrom()", "$__timeTo()")})
 SELECT n.name AS unit, n.enterprise_code, coalesce(k.name_zh, n.county) AS county, n.industry,
        round(u.tce, 1) AS tce,
        round(u.tce * 100 / nullif(sum(u.tce) OVER (), 0), 1) AS share_pct
@@ -150,7 +158,12 @@ ORDER BY u.tce DESC
 LIMIT 20
 """
 
-_YEAR_TO_DATE: Final = cover_rows("'unit'", "x.energy_type = 'all'", "year.start_at", "$__timeTo()")
+_YEAR_TO_DATE: Final = cover_rows(
+    "'unit'",
+    f"x.energy_type = 'all' AND {among('x.subject', _UNIT_CODES)}",
+    "year.start_at",
+    "$__timeTo()",
+)
 
 #: a year's budget against use since the China-local New Year, paced and projected on the
 #: calendar profile from the unit's first rollup window in the year to its last (the

@@ -19,6 +19,7 @@ from dashboards.common import (
     CHOSEN_UNITS,
     TIMESCALEDB,
     Sql,
+    among,
     cover_rows,
     dashboard,
     region_variables,
@@ -47,9 +48,11 @@ meters AS (
 )"""
 
 
-def _covered(kind: str) -> str:
-    """Every energy type's coverage and flags per subject of ``kind`` over the judged time."""
-    rows = cover_rows(kind, ALL_AND_WATER, "$__timeFrom()", "(SELECT end_at FROM judged)")
+def _covered(kind: str, subjects: str) -> str:
+    """Every energy type's coverage and flags per subject of ``kind`` (of ``subjects`` when
+    the variables narrow them) over the judged time."""
+    energy = f"{ALL_AND_WATER} AND {among('x.subject', subjects)}"
+    rows = cover_rows(kind, energy, "$__timeFrom()", "(SELECT end_at FROM judged)")
     return f"""SELECT r.subject, sum(r.covered_seconds) AS covered, sum(r.readings) AS readings,
            sum(r.flagged) AS flagged, sum(r.stuck) AS stuck, sum(r.jumps) AS jumps,
            sum(r.resets) AS resets
@@ -59,7 +62,7 @@ def _covered(kind: str) -> str:
 BY_UNIT: Final = f"""
 WITH {EXPECTED_METERS},
 covered AS (
-    {_covered("'unit'")}
+    {_covered("'unit'", "SELECT enterprise_code FROM units")}
     GROUP BY r.subject
 ),
 expected AS (
@@ -79,7 +82,7 @@ ORDER BY completeness_pct ASC NULLS FIRST, n.name
 BY_COUNTY: Final = f"""
 WITH {EXPECTED_METERS},
 covered AS (
-    {_covered("'county'")}
+    {_covered("'county'", "SELECT DISTINCT county FROM units")}
     GROUP BY r.subject
 ),
 expected AS (SELECT county, count(*) AS meters FROM meters GROUP BY county)
@@ -111,10 +114,11 @@ ORDER BY 1, 2
 """
 
 #: devices silent for over an hour at the range's end: each register meter's and VOC
-#: monitor's latest data before then (within 31 days), and any offline alert firing
+#: monitor's latest data before then (within 31 days; one index probe each, materialized so
+#: that the filter on it does not probe again), and any offline alert firing
 OFFLINE: Final = f"""
 WITH units AS ({CHOSEN_UNITS}),
-devices AS (
+devices AS MATERIALIZED (
     SELECT 'meter' AS kind, m.meter_id AS device, m.enterprise_code,
            (SELECT max(x.period_start + make_interval(secs => x.interval_seconds))
               FROM (SELECT r.period_start, r.interval_seconds FROM meter_readings r
