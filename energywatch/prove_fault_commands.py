@@ -248,6 +248,9 @@ def _figures(result: RunResult) -> str:
         )
     if result.name == "rebalance":
         words.append(f"second worker in the group {d.get('second_worker_seconds')} s")
+    if result.alerts_lost_or_doubled is not None:
+        lost = result.alerts_lost_or_doubled
+        words.append("alert events lost or doubled: " + ("[red]YES[/red]" if lost else "none"))
     restarts = d.get("services_restarted_after_exiting") or []
     if restarts:
         names = ", ".join(sorted({r["service"] for r in restarts}))

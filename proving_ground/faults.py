@@ -27,7 +27,12 @@ from proving_ground.fault_plan import KillPoint, OutagePlan, RebalancePlan, kill
 from proving_ground.private_stack import PrivateStack
 from proving_ground.replay_pipeline import Replay, ReplayRun
 from proving_ground.snapshot import Difference, Snapshot, first_difference
-from proving_ground.snapshot_reader import dead_letter_copies, read_snapshot, repeated_posts
+from proving_ground.snapshot_reader import (
+    IDENTITY_PARTS,
+    dead_letter_copies,
+    read_snapshot,
+    repeated_posts,
+)
 
 SCENARIOS: Final = ("kills", "outages", "rebalance")
 DEFAULT_SCENARIO: Final = Path(__file__).parent / "scenarios" / "faults.yaml"
@@ -43,6 +48,16 @@ def feed_rate(records: int, kills: int) -> float:
     """Records/s at which the feed lasts about as long as ``kills`` kills and restarts take
     (at least ten's worth), so every kill lands while there is still a feed to fall behind."""
     return round(records / (max(kills, 10) * SECONDS_PER_KILL), 1)
+
+
+def lost_or_doubled(reference: Snapshot, other: Snapshot) -> bool:
+    """Whether ``other`` lost or doubled an alert event, a recorded delivery or a webhook
+    notification compared with ``reference`` (content aside)."""
+
+    def identity(snapshot: Snapshot) -> Snapshot:
+        return Snapshot({p: snapshot.parts[p] for p in IDENTITY_PARTS if p in snapshot.parts})
+
+    return first_difference(identity(reference), identity(other)) is not None
 
 
 @dataclass(frozen=True)
@@ -71,6 +86,9 @@ class RunResult:
     details: dict[str, Any] = field(default_factory=dict)
     difference: Difference | None = None
 
+    #: whether an alert event or a notification is missing or doubled (set when compared)
+    alerts_lost_or_doubled: bool | None = None
+
     @property
     def passed(self) -> bool:
         return self.settled and self.difference is None
@@ -89,6 +107,7 @@ class RunResult:
             "seconds": round(self.seconds, 1),
             "settled": self.settled,
             "first_difference": self.difference.as_json() if self.difference else None,
+            "alert_events_lost_or_doubled": self.alerts_lost_or_doubled,
             "snapshot": self.snapshot.summary(),
             **self.details,
         }
@@ -124,6 +143,7 @@ class FaultSuite:
         for name in self.config.runs:
             result = self._replay(replay, name, actions[name])
             result.difference = first_difference(reference.snapshot, result.snapshot)
+            result.alerts_lost_or_doubled = lost_or_doubled(reference.snapshot, result.snapshot)
             results.append(result)
         return results
 

@@ -69,6 +69,15 @@ class Difference:
         if self.note:
             return f"{self.part}: {self.note}"
         words = [f"{self.part}: {self.missing_count} row(s) missing, {self.extra_count} extra"]
+        if self.missing is not None and self.extra is not None:
+            changed = [
+                f"{c}: {_short(m)} -> {_short(e)}"
+                for c, m, e in zip(self.columns, self.missing, self.extra, strict=True)
+                if m != e
+            ]
+            key = f"{self.columns[0]}={_short(self.missing[0])}"
+            words.append(f"first missing ({key}) vs first extra differ in " + "; ".join(changed))
+            return ", ".join(words[:1]) + "; " + words[1]
         if self.missing is not None:
             words.append(f"first missing {_labelled(self.columns, self.missing)}")
         if self.extra is not None:
@@ -126,3 +135,7 @@ def _text(value: object) -> str:
 def _labelled(columns: Sequence[str], row: Row, limit: int = 600) -> str:
     text = ", ".join(f"{c}={v}" for c, v in zip(columns, row, strict=True))
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _short(value: str, limit: int = 120) -> str:
+    return value if len(value) <= limit else value[: limit - 1] + "…"

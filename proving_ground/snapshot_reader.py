@@ -79,6 +79,8 @@ def read_snapshot(settings: Settings, receiver: WebhookReceiver | None) -> Snaps
     parts: dict[str, Part] = {}
     with psycopg.connect(settings.database_url.get_secret_value(), autocommit=True) as conn:
         for table in TABLES:
+            if table == "alert_history":
+                parts["alert_history.identity"] = _alert_identity(conn)
             parts[table] = _table(conn, table, names)
         parts["alert_notifications.events"] = _notified(conn)
     parts["dead_letters"] = dead_letters(settings, names)
@@ -106,6 +108,26 @@ def _table(conn: psycopg.Connection, table: str, names: Mapping[str, str]) -> Pa
     query = sql.SQL("SELECT {} FROM {}").format(sql.SQL(", ").join(selected), sql.Identifier(table))
     rows = conn.execute(query).fetchall()
     return Part.of([c for c, _ in columns], [[_rename(v, names) for v in row] for row in rows])
+
+
+#: The parts that say whether an alert event was lost or doubled (not whether its content,
+#: such as the data time it was judged at, is the same).
+IDENTITY_PARTS: Final = (
+    "alert_history.identity",
+    "alert_notifications.events",
+    "webhook.events",
+    "webhook.doubled",
+)
+
+
+def _alert_identity(conn: psycopg.Connection) -> Part:
+    """Each alert event by what it is (its id, alert, kind, rule and subject), compared before
+    the whole row: so a run that lost or doubled an event says so first, and one whose events
+    differ only in content (a value, the data time) shows that in ``alert_history``."""
+    query: LiteralString = "SELECT event_id, alert_id, kind, rule_id, subject FROM alert_history"
+    return Part.of(
+        ("event_id", "alert_id", "kind", "rule_id", "subject"), conn.execute(query).fetchall()
+    )
 
 
 def _notified(conn: psycopg.Connection) -> Part:

@@ -8,9 +8,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from proving_ground.fault_plan import OutagePlan, RebalancePlan, kill_plan
+from proving_ground.faults import lost_or_doubled
 from proving_ground.private_stack import check_apart, private_settings
 from proving_ground.process_memory import parse_rss_kib
 from proving_ground.snapshot import Part, Snapshot, first_difference
+from proving_ground.snapshot_reader import IDENTITY_PARTS
 from proving_ground.trend import SoakBounds, judge_lag, judge_memory, second_half, slope
 from stack import StackError, StackSettings
 
@@ -155,3 +157,25 @@ def test_a_private_stack_that_would_share_a_home_or_a_port_is_refused(tmp_path: 
     clash = shared.model_copy(update={"home": tmp_path / "p", "postgres_port": shared.kafka_port})
     with pytest.raises(StackError, match="overlap"):
         check_apart(shared, clash)
+
+
+def test_a_row_that_changed_names_the_columns_that_changed():
+    difference = first_difference(snapshot(t=[("e1", "03:45")]), snapshot(t=[("e1", "06:00")]))
+    assert difference is not None
+    assert difference.describe() == (
+        "t: 1 row(s) missing, 1 extra; first missing (a=e1) vs first extra differ in "
+        "b: 03:45 -> 06:00"
+    )
+
+
+def test_an_alert_judged_at_another_time_is_neither_lost_nor_doubled_but_a_missing_one_is():
+    def alerts(identity: list[tuple[object, ...]], history: list[tuple[object, ...]]) -> Snapshot:
+        parts = {p: Part.of(("a", "b"), []) for p in IDENTITY_PARTS}
+        parts["alert_history.identity"] = Part.of(("a", "b"), identity)
+        parts["alert_history"] = Part.of(("a", "b"), history)
+        return Snapshot(parts)
+
+    reference = alerts([("e1", "resolved")], [("e1", "03:45")])
+    assert not lost_or_doubled(reference, alerts([("e1", "resolved")], [("e1", "06:00")]))
+    assert lost_or_doubled(reference, alerts([], []))
+    assert lost_or_doubled(reference, alerts([("e1", "resolved")] * 2, [("e1", "03:45")] * 2))
