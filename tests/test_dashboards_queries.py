@@ -424,3 +424,39 @@ def test_a_chosen_county_narrows_the_overview_to_it(filled):
     assert codes
     assert codes <= units_there
     assert default_variables()["county"] == CustomAllValue("'__all'")
+
+
+@pytest.mark.parametrize("day", [date(2026, 3, 3), date(2026, 3, 9)])
+def test_completeness_by_unit_over_a_china_day_is_rollup_queries_quality(filled, day):
+    """Over one whole China-local day the quality dashboard's completeness (read from the
+    rollups' 'all' and water rows, migration 0009's index) is the 90% rule's, for every unit
+    and for the hospital whose meter went silent."""
+    start = datetime(day.year, day.month, day.day, tzinfo=CST)
+    columns, rows = run_panel(
+        filled,
+        _panel("ew-quality", "Completeness by unit 用能单位数据完整率"),
+        time_from=start,
+        time_to=start + timedelta(days=1),
+        variables=dict(default_variables()),
+    )
+    by_code = {
+        row[columns.index("enterprise_code")]: dict(zip(columns, row, strict=True)) for row in rows
+    }
+
+    async def judged(code: str) -> Any:
+        async with await psycopg.AsyncConnection.connect(
+            filled.settings.database_url.get_secret_value()
+        ) as conn:
+            return await quality(conn, SubjectKind.UNIT, code, day)
+
+    compared = 0
+    for code, panel in by_code.items():
+        expected = asyncio.run(judged(code))
+        if expected is None:
+            assert panel["completeness_pct"] is None, code
+            continue
+        assert panel["meters"] == expected.meters, code
+        assert round(float(panel["completeness_pct"]), 2) == round(expected.ratio * 100, 2), code
+        compared += 1
+    assert compared >= 5
+    assert filled.code("yuncheng-hospital-1") in by_code
