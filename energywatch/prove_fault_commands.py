@@ -117,7 +117,7 @@ def soak(
     sample_seconds: Annotated[float, typer.Option(min=1, help="Seconds between samples")] = 5.0,
     calibration_records: Annotated[
         int, typer.Option(min=1000, help="Backlog the sustained rate is measured on")
-    ] = 40_000,
+    ] = 100_000,
     rss_growth_mib: Annotated[
         float, typer.Option(help="Most the worker's RSS may rise after the warm-up, MiB")
     ] = 64.0,

@@ -53,7 +53,7 @@ class SoakConfig:
     rate: float | None = None  # readings/s; None: ``headroom`` x the calibrated rate
     units: int = 500
     sample_seconds: float = 5.0
-    calibration_records: int = 40_000
+    calibration_records: int = 100_000
     headroom: float = 0.8
     bounds: SoakBounds = field(default_factory=SoakBounds)
 
