@@ -148,19 +148,34 @@ WHERE d.last_data IS NULL OR d.last_data < $__timeTo()::timestamptz - interval '
 ORDER BY d.last_data ASC NULLS FIRST
 """
 
+_STUCK_DAYS: Final = "x.window_size IN ('1d', '1mo') AND x.stuck > 0"
+#: the meters with a stuck reading in the range, found from the few rollup rows that say so
+#: (a partial index, migration 0009), then each one's days and months read by its key
 STUCK: Final = f"""
 WITH units AS ({CHOSEN_UNITS}),
-stuck_meters AS (
-    SELECT r.subject, r.energy_type, sum(r.stuck) AS stuck_readings, sum(r.readings) AS readings,
+stuck_meters AS MATERIALIZED (
+    SELECT DISTINCT r.subject, r.energy_type
+    FROM {cover_rows("'meter'", _STUCK_DAYS, "$__timeFrom()", "$__timeTo()")}
+),
+totals AS (
+    SELECT t.subject, t.energy_type, sum(r.stuck) AS stuck_readings, sum(r.readings) AS readings,
            max(r.period_start) FILTER (WHERE r.stuck > 0) AS last_stuck_day
-    FROM {cover_rows("'meter'", "x.window_size IN ('1d', '1mo')", "$__timeFrom()", "$__timeTo()")}
-    GROUP BY r.subject, r.energy_type
-    HAVING sum(r.stuck) > 0
+    FROM stuck_meters t
+    CROSS JOIN rollup_cover($__timeFrom(), $__timeTo()) s
+    CROSS JOIN LATERAL (
+        SELECT x.* FROM energy_rollups x
+        WHERE x.subject_kind = 'meter' AND x.subject = t.subject
+          AND x.energy_type = t.energy_type AND x.window_size = s.window_size
+          AND x.window_size IN ('1d', '1mo')
+          AND x.period_start >= s.span_start AND x.period_start < s.span_end
+        OFFSET 0
+    ) r
+    GROUP BY t.subject, t.energy_type
 )
 SELECT m.meter_id, n.name AS unit, n.county, m.energy_type, t.stuck_readings, t.readings,
        round(t.stuck_readings * 100.0 / nullif(t.readings, 0), 1) AS stuck_pct,
        t.last_stuck_day
-FROM stuck_meters t
+FROM totals t
 JOIN ref_meters m ON m.meter_id = t.subject AND m.energy_type = t.energy_type
 JOIN units n ON n.enterprise_code = m.enterprise_code
 ORDER BY t.stuck_readings DESC

@@ -65,13 +65,16 @@ ORDER BY tce DESC
 """
 
 #: the product's daily unit energy beside its limit, baseline and benchmark lines
+#: the view's products are counted per unit and day (a window function): a condition on the
+#: unit reaches inside it and reads that unit's reports only, a join would count every unit's
 PRODUCT_SERIES: Final = f"""
 WITH {PICKED},
 days AS (
     SELECT v.period_start, v.product_code,
            coalesce(v.kgce_per_t, v.gce_per_kwh) AS value
-    FROM product_unit_energy v JOIN picked p ON v.enterprise_code = p.enterprise_code
-    WHERE v.period = 'day' AND $__timeFilter(v.period_start) AND v.basis = 'single_product'
+    FROM product_unit_energy v
+    WHERE v.enterprise_code = (SELECT enterprise_code FROM picked)
+      AND v.period = 'day' AND $__timeFilter(v.period_start) AND v.basis = 'single_product'
 )
 SELECT d.period_start AS "time", d.product_code AS metric, d.value FROM days d
 UNION ALL
@@ -90,8 +93,9 @@ made AS (
            sum(v.unit_tce_counted) * 1000
                / nullif(sum(coalesce(v.output_t, v.output_mwh))::numeric, 0) AS value,
            max(coalesce(v.kgce_per_t, v.gce_per_kwh)) AS worst_day
-    FROM product_unit_energy v JOIN picked p ON v.enterprise_code = p.enterprise_code
-    WHERE v.period = 'day' AND v.basis = 'single_product' AND $__timeFilter(v.period_start)
+    FROM product_unit_energy v
+    WHERE v.enterprise_code = (SELECT enterprise_code FROM picked)
+      AND v.period = 'day' AND v.basis = 'single_product' AND $__timeFilter(v.period_start)
     GROUP BY v.product_code
 ),
 levels AS (
