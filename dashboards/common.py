@@ -106,21 +106,32 @@ CHOSEN_REGIONS: Final = f"""SELECT 'city' AS kind, c.city AS region, c.division,
     FROM ref_counties k WHERE {chosen("city", "k.city")} AND {chosen("county", "k.county")}"""
 
 
-def cover_rows(kind: str, energy: str, range_from: str, range_to: str, alias: str = "r") -> str:
-    """A FROM item: the rollup rows of subject kind ``kind`` (SQL) whose energy type meets
-    ``energy`` (a condition on ``x``) over the coarsest windows that cover ``[range_from,
-    range_to)`` (``rollup_cover``), as ``alias``.
+def cover_rows(
+    kind: str,
+    range_from: str,
+    range_to: str,
+    *,
+    energy_types: tuple[str, ...] | None = None,
+    subjects: str = "NULL",
+    only_stuck: bool = False,
+    alias: str = "r",
+) -> str:
+    """A FROM item: the rollup rows of subject kind ``kind`` (SQL) over the coarsest windows
+    that cover ``[range_from, range_to)``, as ``alias``: of ``energy_types`` (None: every
+    one), of the subjects in the SQL array ``subjects`` (NULL: every one; see
+    :func:`among`), only those with a stuck reading if ``only_stuck``.
 
-    Each of the cover's few spans is read by its own index range scan on
-    ``energy_rollups_window_idx`` (migration 0009): the LATERAL subquery, kept apart by
-    ``OFFSET 0``, stops the planner from joining the spans to every row of the kind."""
-    return f"""rollup_cover({range_from}, {range_to}) s
-    CROSS JOIN LATERAL (
-        SELECT x.* FROM energy_rollups x
-        WHERE x.subject_kind = {kind} AND x.window_size = s.window_size AND {energy}
-          AND x.period_start >= s.span_start AND x.period_start < s.span_end
-        OFFSET 0
-    ) {alias}"""
+    ``rollup_cover_rows`` (migration 0009) plans each span of ``rollup_cover`` with its own
+    values, so each is read through the index that fits it."""
+    types = "NULL::text[]" if energy_types is None else _text_array(energy_types)
+    stuck = "true" if only_stuck else "false"
+    return (
+        f"rollup_cover_rows({kind}, {types}, {range_from}, {range_to}, {subjects}, {stuck}) {alias}"
+    )
+
+
+def _text_array(values: tuple[str, ...]) -> str:
+    return "ARRAY[" + ", ".join(f"'{value}'" for value in values) + "]"
 
 
 def every_chosen(*variables: str) -> str:
@@ -135,17 +146,17 @@ EVERY_UNIT: Final = every_chosen("city", "county", "industry", "unit")
 EVERY_REGION: Final = every_chosen("city", "county")
 
 
-def among(column: str, subjects: str, every: str = EVERY_UNIT) -> str:
-    """The condition "``column`` is one of ``subjects`` (a one-column query), unless nothing
-    narrows the choice": with a selection the rollups are read for the chosen subjects only
-    (their primary key), with none for every subject without a list to check each row
-    against."""
-    return f"({every} OR {column} = ANY(ARRAY({subjects})))"
+def among(subjects: str, every: str = EVERY_UNIT) -> str:
+    """The subjects of ``subjects`` (a one-column query) as a SQL array, or NULL ("every
+    subject") when nothing narrows the choice (``every``): with a selection the rollups are
+    read for the chosen subjects only (their primary key), with none for every subject
+    without a list to check each row against."""
+    return f"CASE WHEN {every} THEN NULL ELSE ARRAY({subjects}) END"
 
 
 #: every energy type's sum, as the rollups' ``'all'`` (every type but water) plus water: the
 #: same sums as ``energy_type <> 'all'`` from two series instead of one per energy type
-ALL_AND_WATER: Final = "x.energy_type IN ('all', 'water')"
+ALL_AND_WATER: Final = ("all", "water")
 
 
 def sql_variable(name: str, label: str, query: str, *, multi: bool = True) -> db.QueryVariable:

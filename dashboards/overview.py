@@ -59,9 +59,10 @@ def _cover_sum(kind: str, subjects: str, every: str, range_from: str, range_to: 
     of ``subjects`` when the variables narrow them (``every`` false), else of every subject
     of the kind. The caller joins the chosen ones to the sums (a semi-join into the grouped
     rows would have the planner read the cover once per chosen subject)."""
-    energy = f"x.energy_type = 'all' AND {among('x.subject', subjects, every)}"
+    chosen = among(subjects, every)
+    rows = cover_rows(kind, range_from, range_to, energy_types=("all",), subjects=chosen)
     return f"""SELECT r.subject, sum(r.tce_counted) AS tce
-    FROM {cover_rows(kind, energy, range_from, range_to)}
+    FROM {rows}
     GROUP BY r.subject"""
 
 
@@ -159,10 +160,7 @@ LIMIT 20
 """
 
 _YEAR_TO_DATE: Final = cover_rows(
-    "'unit'",
-    f"x.energy_type = 'all' AND {among('x.subject', _UNIT_CODES)}",
-    "year.start_at",
-    "$__timeTo()",
+    "'unit'", "year.start_at", "$__timeTo()", energy_types=("all",), subjects=among(_UNIT_CODES)
 )
 
 #: a year's budget against use since the China-local New Year, paced and projected on the

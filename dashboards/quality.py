@@ -51,8 +51,10 @@ meters AS (
 def _covered(kind: str, subjects: str) -> str:
     """Every energy type's coverage and flags per subject of ``kind`` (of ``subjects`` when
     the variables narrow them) over the judged time."""
-    energy = f"{ALL_AND_WATER} AND {among('x.subject', subjects)}"
-    rows = cover_rows(kind, energy, "$__timeFrom()", "(SELECT end_at FROM judged)")
+    judged = "(SELECT end_at FROM judged)"
+    rows = cover_rows(
+        kind, "$__timeFrom()", judged, energy_types=ALL_AND_WATER, subjects=among(subjects)
+    )
     return f"""SELECT r.subject, sum(r.covered_seconds) AS covered, sum(r.readings) AS readings,
            sum(r.flagged) AS flagged, sum(r.stuck) AS stuck, sum(r.jumps) AS jumps,
            sum(r.resets) AS resets
@@ -148,28 +150,22 @@ WHERE d.last_data IS NULL OR d.last_data < $__timeTo()::timestamptz - interval '
 ORDER BY d.last_data ASC NULLS FIRST
 """
 
-_STUCK_DAYS: Final = "x.window_size IN ('1d', '1mo') AND x.stuck > 0"
+_STUCK_METERS: Final = "ARRAY(SELECT subject FROM stuck_meters)"
 #: the meters with a stuck reading in the range, found from the few rollup rows that say so
-#: (a partial index, migration 0009), then each one's days and months read by its key
+#: (a partial index, migration 0009), then their days and months read by their keys
 STUCK: Final = f"""
 WITH units AS ({CHOSEN_UNITS}),
 stuck_meters AS MATERIALIZED (
     SELECT DISTINCT r.subject, r.energy_type
-    FROM {cover_rows("'meter'", _STUCK_DAYS, "$__timeFrom()", "$__timeTo()")}
+    FROM {cover_rows("'meter'", "$__timeFrom()", "$__timeTo()", only_stuck=True)}
+    WHERE r.window_size IN ('1d', '1mo')
 ),
 totals AS (
     SELECT t.subject, t.energy_type, sum(r.stuck) AS stuck_readings, sum(r.readings) AS readings,
            max(r.period_start) FILTER (WHERE r.stuck > 0) AS last_stuck_day
-    FROM stuck_meters t
-    CROSS JOIN rollup_cover($__timeFrom(), $__timeTo()) s
-    CROSS JOIN LATERAL (
-        SELECT x.* FROM energy_rollups x
-        WHERE x.subject_kind = 'meter' AND x.subject = t.subject
-          AND x.energy_type = t.energy_type AND x.window_size = s.window_size
-          AND x.window_size IN ('1d', '1mo')
-          AND x.period_start >= s.span_start AND x.period_start < s.span_end
-        OFFSET 0
-    ) r
+    FROM {cover_rows("'meter'", "$__timeFrom()", "$__timeTo()", subjects=_STUCK_METERS)}
+    JOIN stuck_meters t ON t.subject = r.subject AND t.energy_type = r.energy_type
+    WHERE r.window_size IN ('1d', '1mo')
     GROUP BY t.subject, t.energy_type
 )
 SELECT m.meter_id, n.name AS unit, n.county, m.energy_type, t.stuck_readings, t.readings,

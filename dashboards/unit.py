@@ -50,16 +50,15 @@ WHERE r.subject_kind = 'unit' AND r.energy_type <> 'all'
 ORDER BY 1, 2
 """
 
-_PICKED_TYPES: Final = (
-    "x.subject IN (SELECT enterprise_code FROM picked) AND x.energy_type <> 'all'"
-)
+_PICKED: Final = "ARRAY(SELECT enterprise_code FROM picked)"
 PHYSICAL: Final = f"""
 WITH {PICKED}
 SELECT r.energy_type, min(r.physical_unit) AS physical_unit,
        round(sum(r.physical_quantity), 3) AS physical_quantity,
        round(sum(r.tce), 3) AS tce, round(sum(r.tce_counted), 3) AS tce_counted,
        round(sum(r.tce_equivalent), 3) AS tce_equivalent
-FROM {cover_rows("'unit'", _PICKED_TYPES, "$__timeFrom()", "$__timeTo()")}
+FROM {cover_rows("'unit'", "$__timeFrom()", "$__timeTo()", subjects=_PICKED)}
+WHERE r.energy_type <> 'all'
 GROUP BY r.energy_type
 ORDER BY tce DESC
 """
