@@ -29,7 +29,8 @@ from dashboards.common import (
 UID: Final = "ew-quality"
 
 #: the register's meters of the chosen units that reported in the 31 days before the range's
-#: end (their monthly rollups: a month window touching that span)
+#: end (a daily rollup in that span: one key lookup per meter, which LIMIT 1 keeps the planner
+#: from turning into a read of every meter's days)
 EXPECTED_METERS: Final = f"""units AS ({CHOSEN_UNITS}),
 judged AS (
     SELECT $__timeFrom()::timestamptz AS start_at,
@@ -39,12 +40,14 @@ judged AS (
 meters AS (
     SELECT m.meter_id, m.energy_type, n.enterprise_code, n.county
     FROM ref_meters m JOIN units n ON n.enterprise_code = m.enterprise_code
-    WHERE EXISTS (
+    CROSS JOIN LATERAL (
         SELECT 1 FROM energy_rollups x
         WHERE x.subject_kind = 'meter' AND x.subject = m.meter_id
           AND x.energy_type = m.energy_type AND x.window_size = '1d'
           AND x.period_start >= $__timeTo()::timestamptz - interval '31 days'
-          AND x.period_start < $__timeTo()::timestamptz)
+          AND x.period_start < $__timeTo()::timestamptz
+        LIMIT 1
+    ) reported
 )"""
 
 

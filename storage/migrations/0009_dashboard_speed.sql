@@ -30,7 +30,9 @@ CREATE FUNCTION rollup_cover_rows(
     kind text, energy_types text[], range_from timestamptz, range_to timestamptz,
     subjects text[] DEFAULT NULL, only_stuck boolean DEFAULT false)
 RETURNS SETOF energy_rollups
-LANGUAGE plpgsql STABLE ROWS 5000 AS $$
+-- the rows are gathered in memory before the caller reads them: tens of thousands for a
+-- month of every unit's hours and days, more than the default 4 MB
+LANGUAGE plpgsql STABLE ROWS 5000 SET work_mem = '64MB' AS $$
 DECLARE
     span record;
     query text := 'SELECT * FROM energy_rollups WHERE subject_kind = $1 AND window_size = $2 '
