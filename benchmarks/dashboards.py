@@ -31,6 +31,7 @@ from psycopg.rows import TupleRow
 
 from benchmarks.year_of_data import DatasetSpec, chunks, expected_rows, plan_dataset
 from benchmarks.year_of_data_fill import (
+    FILL_NOTES,
     build_indexes,
     create_plan_tables,
     defer_indexes,
@@ -255,6 +256,7 @@ def _fill(admin_url: str, database: str, spec: DatasetSpec, step: Step) -> Datas
     plan = plan_dataset(spec)
     expected = expected_rows(plan)
     notes: dict[str, Any] = {"expected_rows": expected, "disk": _check_disk(admin_url, expected)}
+    notes["generator"] = FILL_NOTES
     notes["voc_monitors"] = len(plan.monitors)
     notes["meters"] = len(plan.meters)
     url = recreate_database(admin_url, database)

@@ -39,6 +39,15 @@ from contracts.readings import EnergyType
 from plans.coal_factors import CoalFactors
 from simulators.voc import AROMATICS, FLOW, HUMIDITY, NMHC, PRESSURE, TEMPERATURE
 
+#: how the generated data is laid out and shaped where that matters to query times (stated in
+#: the results of a fill)
+FILL_NOTES = {
+    "rollups": "inserted in window-start order, as the worker inserts a window's rows",
+    "indexes": "built once after the fill (compact, unlike indexes kept up by the stream)",
+    "stuck_readings": "at one meter in 50 (by id), 2% of its readings",
+    "voc_hours": "on the hour; voc_daily_hours summed per month (its trigger deferred)",
+}
+
 Step = Callable[[str], None]
 Conn = psycopg.Connection[TupleRow]
 
