@@ -7,6 +7,7 @@ which images, which ports, which dependencies, which mounts, and that the files 
 load are valid (the broker's config is loaded by a real mosquitto where one is installed).
 """
 
+import json
 import os
 import re
 import shutil
@@ -1079,3 +1080,10 @@ def test_docker_compose_refuses_the_file_without_the_passwords(docker_compose, t
         f"set {name}" in result.stderr
         for name in ("EW_POSTGRES_PASSWORD", "GF_ADMIN_PASSWORD", "EW_MQTT_PASSWORD")
     )
+
+
+def test_every_service_that_names_a_file_under_plans_mounts_the_plans_folder(services):
+    for name, service in services.items():
+        text = json.dumps({k: service.get(k) for k in ("command", "environment")})
+        if "/app/plans/" in text:
+            assert "./plans:/app/plans:ro" in service.get("volumes", []), name
