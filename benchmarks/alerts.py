@@ -50,6 +50,7 @@ from energywatch.settings import Settings
 from simulators.credentials import register_for_fleet
 from simulators.fleet import build_fleet
 from storage.scratch_databases import recreate_database
+from storage.stream_state import records_made_durable
 
 DATABASE: Final = "energywatch_bench_alerts"
 PREFIX: Final = "energywatch-bench-alerts"
@@ -454,14 +455,7 @@ class _Run:
 
 def _stored(conn: psycopg.Connection[TupleRow], topic: str) -> int:
     """Readings the worker has made durable (the sum of its partitions' next offsets)."""
-    try:
-        row = conn.execute(
-            "SELECT coalesce(sum(next_offset), 0) FROM stream_progress WHERE topic = %s",
-            (topic,),
-        ).fetchone()
-    except psycopg.errors.UndefinedTable:
-        return 0
-    return int(row[0]) if row else 0
+    return records_made_durable(conn, topic)
 
 
 def _stored_times(

@@ -53,6 +53,7 @@ from simulators.fleet import build_fleet
 from simulators.runner import Simulation, SimulationPlan
 from storage.migrate import migrate
 from storage.scratch_databases import scratch_database
+from storage.stream_state import records_made_durable
 from stream.accounting import Accountant, PartitionState, decode_records
 from stream.batch import RawRecord
 from stream.counters import CounterConfig, CounterTracker
@@ -197,14 +198,7 @@ async def _copy_ceiling(settings: Settings, rows: list[Any]) -> dict[str, Any]:
 
 def _progress(settings: Settings) -> int:
     with psycopg.connect(settings.database_url.get_secret_value()) as conn:
-        try:
-            row = conn.execute(
-                "SELECT coalesce(sum(next_offset), 0) FROM stream_progress WHERE topic = %s",
-                (settings.readings_topic,),
-            ).fetchone()
-        except psycopg.errors.UndefinedTable:
-            return 0
-    return int(row[0]) if row else 0
+        return records_made_durable(conn, settings.readings_topic)
 
 
 def _rss_mib(pid: int) -> float:

@@ -39,6 +39,7 @@ from simulators.records import Channel, SimRecord
 from simulators.runner import Simulation
 from simulators.scenario import Scenario, load_scenario
 from storage.scratch_databases import drop_database, recreate_database
+from storage.stream_state import records_made_durable
 
 COMMANDS: Final = {
     "worker": ["worker"],
@@ -356,13 +357,11 @@ class ReplayRun:
             with psycopg.connect(
                 self.settings.database_url.get_secret_value(), autocommit=True, connect_timeout=2
             ) as conn:
-                row = conn.execute(
-                    "SELECT coalesce(sum(next_offset), 0) FROM stream_progress WHERE consumer = %s",
-                    (self.settings.worker_app_id,),
-                ).fetchone()
+                return records_made_durable(
+                    conn, self.settings.readings_topic, self.settings.worker_app_id
+                )
         except psycopg.Error:
             return None
-        return int(row[0]) if row else 0
 
     def settle(self, report: Report, since: float, timeout: float) -> Settled:
         """Wait until every record sent is durable (the worker's group has committed up to

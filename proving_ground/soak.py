@@ -40,6 +40,7 @@ from simulators.fleet import Fleet, build_fleet
 from simulators.records import Channel, SimRecord
 from simulators.runner import Simulation, SimulationPlan
 from storage.scratch_databases import recreate_database
+from storage.stream_state import records_made_durable
 
 DATABASE: Final = "prove_soak"
 PREFIX: Final = "prove-soak"
@@ -296,13 +297,11 @@ class Soak:
             with psycopg.connect(
                 self.settings.database_url.get_secret_value(), autocommit=True, connect_timeout=2
             ) as conn:
-                row = conn.execute(
-                    "SELECT coalesce(sum(next_offset), 0) FROM stream_progress WHERE consumer = %s",
-                    (self.settings.worker_app_id,),
-                ).fetchone()
+                return records_made_durable(
+                    conn, self.settings.readings_topic, self.settings.worker_app_id
+                )
         except psycopg.Error:
             return None
-        return int(row[0]) if row else 0
 
     def _check_alive(self) -> None:
         for name, service in self.services.items():

@@ -92,3 +92,20 @@ async def save_counter_states(
         "ON CONFLICT (meter_id) DO UPDATE SET state = excluded.state, updated_at = now()",
         [(m, Jsonb(s)) for m, s in sorted(states.items())],
     )
+
+
+def records_made_durable(
+    conn: psycopg.Connection[TupleRow], topic: str, consumer: str | None = None
+) -> int:
+    """How many of ``topic``'s records the workers (``consumer``'s, if given) have made
+    durable: their partitions' next offsets, summed (offsets start at 0). 0 before a worker
+    has migrated the database. For benchmarks, suites and tests that wait for a worker."""
+    try:
+        row = conn.execute(
+            "SELECT coalesce(sum(next_offset), 0) FROM stream_progress "
+            "WHERE topic = %s AND (%s::text IS NULL OR consumer = %s)",
+            (topic, consumer, consumer),
+        ).fetchone()
+    except psycopg.errors.UndefinedTable:
+        return 0
+    return int(row[0]) if row else 0

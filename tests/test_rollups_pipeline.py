@@ -27,6 +27,7 @@ from energywatch.cli import app
 from energywatch.settings import Settings
 from plans.coal_factors import kgce_per_unit
 from simulators.record_file import read_records
+from storage.stream_state import records_made_durable
 from tests.conftest import fresh_database, isolated_pipeline, settings_env, wait_until
 
 pytestmark = pytest.mark.services
@@ -68,14 +69,7 @@ def replay(settings: Settings, recording: Path, *options: str) -> None:
 def processed(settings: Settings) -> int:
     """How many readings-topic records the workers have made durable (offsets start at 0)."""
     with psycopg.connect(settings.database_url.get_secret_value()) as conn:
-        try:
-            row = conn.execute(
-                "SELECT coalesce(sum(next_offset), 0) FROM stream_progress WHERE topic = %s",
-                (settings.readings_topic,),
-            ).fetchone()
-        except psycopg.errors.UndefinedTable:
-            return 0
-    return int(row[0]) if row else 0
+        return records_made_durable(conn, settings.readings_topic)
 
 
 def query(settings: Settings, sql: str, *params: Any) -> list[tuple[Any, ...]]:
