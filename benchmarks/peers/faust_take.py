@@ -1,6 +1,6 @@
 """The Faust ceiling: a bare faust-streaming agent that takes batches and acknowledges every
-event, doing nothing else. It is configured as the readings worker is (``stream.app``: raw
-serializers, no leader topic, the same batch size, batch time and commit interval), so the
+event, doing nothing else. It is configured as the readings worker is (``stream.app.faust_app``,
+and the same batch size and batch time), so the
 gap between it and the worker is the worker's own work, and the gap between it and a raw
 consumer is what Faust costs per event.
 
@@ -17,24 +17,11 @@ from typing import Any
 import faust
 
 from energywatch.settings import Settings
+from stream.app import faust_app
 
 
 def create_app(settings: Settings, progress: Path) -> faust.App:
-    settings.worker_data_dir.mkdir(parents=True, exist_ok=True)
-    app = faust.App(
-        settings.worker_app_id,
-        broker=f"kafka://{settings.kafka_bootstrap}",
-        store="memory://",
-        datadir=str(settings.worker_data_dir / settings.worker_app_id),
-        key_serializer="raw",
-        value_serializer="raw",
-        web_enabled=False,
-        topic_disable_leader=True,
-        topic_allow_declare=False,
-        consumer_auto_offset_reset="earliest",
-        broker_commit_interval=settings.worker_commit_interval_seconds,
-        stream_wait_empty=True,
-    )
+    app = faust_app(settings, settings.worker_app_id)
     topic = app.topic(settings.readings_topic)
     scratch = progress.with_suffix(".tmp")
 
