@@ -93,18 +93,7 @@ def bench_settings(base: Settings) -> Settings:
     """The local stack's settings on the benchmark's own database and topics, both recreated
     empty (and kept afterwards, to look at the alert history)."""
     url = recreate_database(base.database_url.get_secret_value(), DATABASE)
-    settings = base.model_copy(
-        update={
-            "database_url": SecretStr(url),
-            "readings_topic": f"{PREFIX}.readings",
-            "voc_topic": f"{PREFIX}.voc",
-            "production_topic": f"{PREFIX}.production",
-            "alerts_topic": f"{PREFIX}.alerts",
-            "dead_letter_topic": f"{PREFIX}.dead-letters",
-            "worker_app_id": f"{PREFIX}-worker",
-            "notifier_group_id": f"{PREFIX}-notifier",
-        }
-    )
+    settings = base.named_pipeline(PREFIX, database_url=SecretStr(url))
     recreate_topics(settings)
     return settings
 

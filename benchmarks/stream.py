@@ -69,17 +69,8 @@ LATENCY_METRIC = "energywatch_stream_event_to_row_seconds"
 def _bench_pipeline(base: Settings, run_id: str) -> Iterator[Settings]:
     """A database and topics of this run's own; the database is dropped afterwards."""
     with scratch_database(base.database_url.get_secret_value(), "ew_bench") as url:
-        settings = base.model_copy(
-            update={
-                "database_url": SecretStr(url),
-                "readings_topic": f"ew-bench-{run_id}.readings",
-                "alerts_topic": f"ew-bench-{run_id}.alerts",
-                "dead_letter_topic": f"ew-bench-{run_id}.dead-letters",
-                "production_topic": f"ew-bench-{run_id}.production",
-                "voc_topic": f"ew-bench-{run_id}.voc",
-                "worker_app_id": f"ew-bench-{run_id}-worker",
-                "worker_metrics_port": free_port(),
-            }
+        settings = base.named_pipeline(
+            f"ew-bench-{run_id}", database_url=SecretStr(url), worker_metrics_port=free_port()
         )
         ensure_topics(settings)
         try:

@@ -156,18 +156,7 @@ class MainJob:
     def _demo_settings(self, settings: Settings) -> Settings:
         """The local stack's settings, on the demo's own database and topics."""
         url = recreate_database(settings.database_url.get_secret_value(), DEMO_DATABASE)
-        demo = settings.model_copy(
-            update={
-                "database_url": SecretStr(url),
-                "readings_topic": f"{DEMO_PREFIX}.readings",
-                "voc_topic": f"{DEMO_PREFIX}.voc",
-                "production_topic": f"{DEMO_PREFIX}.production",
-                "alerts_topic": f"{DEMO_PREFIX}.alerts",
-                "dead_letter_topic": f"{DEMO_PREFIX}.dead-letters",
-                "worker_app_id": f"{DEMO_PREFIX}-worker",
-                "notifier_group_id": f"{DEMO_PREFIX}-notifier",
-            }
-        )
+        demo = settings.named_pipeline(DEMO_PREFIX, database_url=SecretStr(url))
         recreate_topics(demo)  # an earlier run's records would be consumed again
         return demo
 

@@ -8,6 +8,7 @@ Secrets are ``SecretStr`` and never printed.
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -169,6 +170,23 @@ class Settings(BaseSettings):
     ingest_metrics_port: int = 39104
     evaluator_metrics_port: int = 39105
     alerts_api_metrics_port: int = 39106
+
+    def named_pipeline(self, prefix: str, **changes: Any) -> "Settings":
+        """These settings with topics and consumer groups of their own, named from ``prefix``
+        (``<prefix>.readings``, ``<prefix>-worker``...), and ``changes``: for a demo,
+        benchmark, suite or test that must not share the stack's pipeline."""
+        return self.model_copy(
+            update={
+                "readings_topic": f"{prefix}.readings",
+                "voc_topic": f"{prefix}.voc",
+                "production_topic": f"{prefix}.production",
+                "alerts_topic": f"{prefix}.alerts",
+                "dead_letter_topic": f"{prefix}.dead-letters",
+                "worker_app_id": f"{prefix}-worker",
+                "notifier_group_id": f"{prefix}-notifier",
+                **changes,
+            }
+        )
 
     def as_env(self) -> dict[str, str]:
         """The environment that gives a child process these settings (secrets included:

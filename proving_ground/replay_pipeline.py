@@ -238,18 +238,10 @@ class ReplayRun:
         if not keep_database:
             self.database += f"_{uuid.uuid4().hex[:8]}"
         run = f"prove-{name}-{uuid.uuid4().hex[:6]}"
-        self.settings = base.model_copy(
-            update={
-                "readings_topic": f"{run}.readings",
-                "voc_topic": f"{run}.voc",
-                "production_topic": f"{run}.production",
-                "alerts_topic": f"{run}.alerts",
-                "dead_letter_topic": f"{run}.dead-letters",
-                "worker_app_id": f"{run}-worker",
-                "notifier_group_id": f"{run}-notifier",
-                # a killed worker's partitions move after this long (Kafka's minimum)
-                "worker_session_timeout_seconds": 6.0,
-            }
+        self.settings = base.named_pipeline(
+            run,
+            # a killed worker's partitions move after this long (Kafka's minimum)
+            worker_session_timeout_seconds=6.0,
         )
         self._receiver: WebhookReceiver | None = None
         self.drain_from: float | None = None  # a fault sets it: settling is timed from here

@@ -121,18 +121,7 @@ class Soak:
         self.workdir = workdir
         self.report = report
         url = recreate_database(base.database_url.get_secret_value(), DATABASE)
-        self.settings = base.model_copy(
-            update={
-                "database_url": SecretStr(url),
-                "readings_topic": f"{PREFIX}.readings",
-                "voc_topic": f"{PREFIX}.voc",
-                "production_topic": f"{PREFIX}.production",
-                "alerts_topic": f"{PREFIX}.alerts",
-                "dead_letter_topic": f"{PREFIX}.dead-letters",
-                "worker_app_id": f"{PREFIX}-worker",
-                "notifier_group_id": f"{PREFIX}-notifier",
-            }
-        )
+        self.settings = base.named_pipeline(PREFIX, database_url=SecretStr(url))
         self.extra_env = dict(extra_env or {})
         self.fleet: Fleet = build_fleet(benchmark_fleet(config.units))
         self.services: dict[str, _Watched] = {}

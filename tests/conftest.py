@@ -54,20 +54,12 @@ def fresh_database(local_stack: Settings) -> Iterator[Settings]:
 def isolated_pipeline(database_settings: Settings) -> Iterator[Settings]:
     """Settings of an isolated pipeline: own topics, consumer groups, metrics ports."""
     run = uuid.uuid4().hex[:10]
-    settings = database_settings.model_copy(
-        update={
-            "readings_topic": f"ew-test-{run}.readings",
-            "alerts_topic": f"ew-test-{run}.alerts",
-            "dead_letter_topic": f"ew-test-{run}.dead-letters",
-            "production_topic": f"ew-test-{run}.production",
-            "voc_topic": f"ew-test-{run}.voc",
-            "worker_app_id": f"ew-test-{run}-worker",
-            "notifier_group_id": f"ew-test-{run}-notifier",
-            "worker_metrics_port": free_port(),
-            "notifier_metrics_port": free_port(),
-            "evaluator_metrics_port": free_port(),
-            "worker_batch_seconds": 0.2,
-        }
+    settings = database_settings.named_pipeline(
+        f"ew-test-{run}",
+        worker_metrics_port=free_port(),
+        notifier_metrics_port=free_port(),
+        evaluator_metrics_port=free_port(),
+        worker_batch_seconds=0.2,
     )
     ensure_topics(settings)
     try:

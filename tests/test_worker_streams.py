@@ -86,3 +86,21 @@ def test_split_workers_store_each_stream_once_and_voc_does_not_wait_for_readings
     start_service("worker --stream readings", settings, EW_WORKER_METRICS_PORT=str(free_port()))
     wait_until(lambda: stored_count(settings) == 70, 30, what="every reading stored")
     assert hourly(settings)[DAY][4] == 60  # and the VOC hour is as it was
+
+
+def test_a_named_pipeline_has_every_topic_and_group_of_its_own():
+    base = Settings()
+    named = base.named_pipeline("ew-x", worker_batch_seconds=0.2)
+    own = (
+        "readings_topic",
+        "voc_topic",
+        "production_topic",
+        "alerts_topic",
+        "dead_letter_topic",
+        "worker_app_id",
+        "notifier_group_id",
+    )
+    assert all(getattr(named, f).startswith("ew-x") for f in own)
+    assert all(getattr(named, f) != getattr(base, f) for f in own)
+    assert named.worker_batch_seconds == 0.2
+    assert named.database_url == base.database_url
