@@ -119,6 +119,16 @@ async def _closed_after(
         writer.close()
 
 
+def _refused_before(closed: list[float | None], timeout: float) -> int:
+    """How many connections the gateway closed before its idle timeout could have fired.
+
+    A connection let in is closed no sooner than ``timeout`` s after the gateway accepted it,
+    which is after the client started, so anything closed sooner was refused at the door.
+    A fixed "within a second" test miscounted on a loaded machine, where 150 concurrent
+    connects can take longer than that to be accepted and refused."""
+    return sum(1 for c in closed if c is not None and c < timeout * 0.95)
+
+
 def _summary(closed: list[float | None]) -> dict[str, Any]:
     done = [c for c in closed if c is not None]
     return {
@@ -235,10 +245,9 @@ async def _hj212_suite(
                 )
             ),
         )
-    refused_at_once = sum(1 for c in closed if c is not None and c < 1.0)
     results["connection_flood"] = {
         **_summary(closed),
-        "refused_at_once": refused_at_once,
+        "refused_at_once": _refused_before(closed, config.login_timeout_seconds),
         "memory": memory,
         "good_client": client.report(),
     }
@@ -383,7 +392,7 @@ async def _http_suite(
         )
     results["connection_flood"] = {
         **_summary(closed),
-        "refused_at_once": sum(1 for c in closed if c is not None and c < 1.0),
+        "refused_at_once": _refused_before(closed, config.header_timeout_seconds),
         "memory": memory,
         "good_client": client.report(),
     }
