@@ -24,6 +24,7 @@ class NotifierMetrics:
     held: Gauge
     dead_letters: Counter
     delivery_seconds: Histogram
+    session_errors: Counter
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> "NotifierMetrics":
@@ -80,6 +81,12 @@ class NotifierMetrics:
                 "Time from an event's emission (emitted_at) to its delivery, by channel",
                 ["channel"],
                 buckets=DELIVERY_BUCKETS,
+                registry=registry,
+            ),
+            session_errors=Counter(
+                "energywatch_notifier_session_errors_total",
+                "Database or Kafka sessions lost: the notifier reconnects, reloads its state "
+                "and reads again from its last committed offsets",
                 registry=registry,
             ),
         )

@@ -19,6 +19,7 @@ one waits for it (the rate limits and held digests are one state, not one per pa
 """
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
@@ -53,6 +54,7 @@ log = logging.getLogger(__name__)
 #: Without a recipients file, the one webhook is a machine: limited only against floods.
 IMPLICIT_RATE_LIMIT: Final = RateLimit(max_messages=600, per_seconds=60)
 _EVENT: Final = TypeAdapter(AlertEvent)
+_MAX_BACKOFF_SECONDS: Final = 10.0
 
 
 def utc_now() -> datetime:
@@ -98,6 +100,22 @@ class Notifier:
         self._stopping.set()
 
     async def run(self) -> None:
+        """Deliver until ``stop()``. On a lost database session start over, as a restarted
+        process would: reconnect (backing off), reload the saved state, read from the last
+        committed offsets; what was taken but not committed is skipped by the saved state."""
+        backoff = 0.5
+        while not self._stopping.is_set():
+            try:
+                await self._serve()
+                return
+            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+                log.warning("notifier lost its database session (%s); starting over", exc)
+                self._metrics.session_errors.inc()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), backoff)
+                backoff = min(backoff * 2, _MAX_BACKOFF_SECONDS)
+
+    async def _serve(self) -> None:
         s = self._settings
         async with AsyncExitStack() as stack:
             conn = await psycopg.AsyncConnection.connect(s.database_url.get_secret_value())

@@ -459,6 +459,55 @@ def test_a_restart_between_delivering_and_committing_sends_nothing_twice(notifie
 
 
 @pytest.mark.services
+def test_a_lost_database_session_is_survived_and_nothing_is_sent_twice(notifiers, tmp_path):
+    # PostgreSQL restarting (or an administrator) ends the notifier's session: it reconnects,
+    # reloads its state and goes on, instead of exiting and waiting for someone to restart it
+    first_batch = [event(n, region="140882") for n in range(4)]
+    second_batch = [event(n, region="140882") for n in range(4, 8)]
+    with WebhookReceiver(b"k") as supervisor:
+        recipients = write_recipients(
+            tmp_path / "recipients.yaml",
+            [
+                {
+                    "kind": "supervisor",
+                    "id": "hejin",
+                    "name": "河津市",
+                    "region_code": "140882",
+                    "channels": [webhook(supervisor, "k")],
+                }
+            ],
+        )
+        running, registry = notifiers.start(recipients_path=recipients)
+        produce_events(notifiers.settings, first_batch)
+        assert supervisor.wait_for(len(first_batch), timeout=60)
+
+        with psycopg.connect(
+            notifiers.settings.database_url.get_secret_value(), autocommit=True
+        ) as conn:
+            ended = conn.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            ).fetchone()
+        assert ended is not None
+        assert ended[0] >= 1
+        produce_events(notifiers.settings, second_batch)
+
+        assert supervisor.wait_for(len(first_batch) + len(second_batch), timeout=60)
+        wait_until(
+            lambda: sample(registry, "energywatch_notifier_session_errors_total") >= 1,
+            30,
+            what="the lost session to be counted",
+        )
+        assert running.alive()
+        assert running.error is None
+    keys = [n.idempotency_key for n in supervisor.notifications]
+    assert len(keys) == len(set(keys))
+    assert {e.event_id for e in supervisor.unique_alerts()} == {
+        e.event_id for e in first_batch + second_batch
+    }
+
+
+@pytest.mark.services
 def test_a_storm_is_three_singles_then_digests_of_all_the_rest_even_across_a_restart(
     notifiers, tmp_path
 ):
