@@ -415,6 +415,45 @@ def test_a_gap_of_more_than_4_quarters_fires_and_one_of_3_does_not():
     assert by_rule(tracker.evaluate(cst(2026, 3, 6, 18)))[GAP_RULE].severity is None  # 3
 
 
+def test_a_gap_resolves_when_the_data_resumed_however_late_the_evaluator_looks():
+    # silent after 17:00-17:15; the gap is reported at 18:30; data resumes at 19:00.
+    # One evaluator looks at 19:15, one that fell behind only at 23:00, with more data
+    # heard since: both date the end of the gap 19:00, with the same message.
+    def resolved_when_looked_at(looked: datetime, heard_until: datetime) -> Condition:
+        tracker = silence_after(cst(2026, 3, 6, 17))
+        assert by_rule(tracker.evaluate(cst(2026, 3, 6, 18, 30)))[GAP_RULE].met
+        start = cst(2026, 3, 6, 19)
+        while start <= heard_until:
+            tracker.heard("M1", start, 900, UNIT)
+            start += timedelta(minutes=15)
+        restored = DeviceSilence.restore(DeviceSilenceConfig(), CALENDAR, tracker.snapshot())
+        return by_rule(restored.evaluate(looked))[GAP_RULE]
+
+    prompt = resolved_when_looked_at(cst(2026, 3, 6, 19, 15), cst(2026, 3, 6, 19))
+    behind = resolved_when_looked_at(cst(2026, 3, 6, 23), cst(2026, 3, 6, 22, 45))
+    assert prompt.severity is None
+    assert prompt == behind
+    assert (prompt.at, prompt.value) == (cst(2026, 3, 6, 19), 0.0)
+    assert "数据恢复" in prompt.message
+
+
+def test_a_resumption_heard_late_is_dated_no_earlier_than_the_gap_was_last_reported():
+    # the gap is still reported at 20:00, then data for 19:00 arrives (late): the
+    # resolution is dated 20:00, or the lifecycle would take it for old news
+    tracker = silence_after(cst(2026, 3, 6, 17))
+    assert by_rule(tracker.evaluate(cst(2026, 3, 6, 20)))[GAP_RULE].met
+    tracker.heard("M1", cst(2026, 3, 6, 19), 900, UNIT)
+    gap = by_rule(tracker.evaluate(cst(2026, 3, 6, 20, 15)))[GAP_RULE]
+    assert (gap.severity, gap.at) == (None, cst(2026, 3, 6, 20))
+
+
+def test_a_gap_never_reported_keeps_being_judged_at_the_time_given():
+    tracker = silence_after(cst(2026, 3, 6, 17))
+    tracker.heard("M1", cst(2026, 3, 6, 19), 900, UNIT)  # the hole was never looked at
+    gap = by_rule(tracker.evaluate(cst(2026, 3, 6, 19, 15)))[GAP_RULE]
+    assert (gap.severity, gap.at) == (None, cst(2026, 3, 6, 19, 15))
+
+
 def test_a_device_offline_since_friday_escalates_to_critical_on_thursday():
     # working days elapsed since Friday: Mon 1, Tue 2, Wed 3 (the last allowed), Thu 4
     tracker = silence_after(cst(2026, 3, 6, 17))

@@ -6,6 +6,12 @@
   after which data is entered by hand (DOMAIN.md §5). Defaults: notice after more than 1
   working day, warning after more than 2 (the last day allowed), critical after more than 3.
 
+A silence that ends resolves at the time the data resumed (the start of the first period
+heard after the hole), not at whenever the evaluator next looked: an evaluator that fell
+behind (PostgreSQL away, a restart) and catches up on a backlog tells the same story as one
+that kept pace. It is never dated before the last time the silence was reported, so a
+resumption that arrives late is not taken for old news.
+
 Working days are counted as ``plans.cn_calendar.ChinaCalendar.working_days_between`` does
 (``stream.data_quality.offline`` agrees): a link broken on a Friday has had 3 working days by
 Wednesday's end and is overdue on Thursday. The tracker keeps the last period heard from each
@@ -13,7 +19,7 @@ device as explicit state, so a restarted worker resumes with ``restore(snapshot(
 """
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -44,6 +50,10 @@ class _Heard:
     interval_seconds: int
     enterprise_code: str | None
     feed: str = ""  # where its data comes from ("readings", "voc"): its own clock in a replay
+    #: the latest hole of more than a few intervals: where it began (the end of the last
+    #: period before it) and the start of the first period heard after it
+    hole_from: datetime | None = None
+    resumed: datetime | None = None
 
 
 class DeviceSilence:
@@ -54,6 +64,8 @@ class DeviceSilence:
         self.config = config
         self._calendar = calendar
         self._devices: dict[str, _Heard] = {}
+        #: when each (rule, device) was last reported met: a resumption is dated no earlier
+        self._met: dict[tuple[str, str], datetime] = {}
 
     def heard(
         self,
@@ -71,12 +83,23 @@ class DeviceSilence:
             raise ValueError("an interval is a positive number of seconds")
         start = period_start.astimezone(UTC)
         known = self._devices.get(device)
-        if known is None or start >= known.last_start:
+        if known is None:
             self._devices[device] = _Heard(start, interval_seconds, enterprise_code, feed)
+        elif start >= known.last_start:
+            hole_from, resumed = known.hole_from, known.resumed
+            end = known.last_start + timedelta(seconds=known.interval_seconds)
+            missing = (start - end) // timedelta(seconds=interval_seconds)
+            if missing > min(self.config.gap_intervals, self.config.offline_after_intervals):
+                hole_from, resumed = end, start
+            self._devices[device] = _Heard(
+                start, interval_seconds, enterprise_code, feed, hole_from, resumed
+            )
 
     def forget(self, device: str) -> None:
         """Stop watching ``device`` (decommissioned): no more conditions about it."""
         self._devices.pop(device, None)
+        for key in [key for key in self._met if key[1] == device]:
+            del self._met[key]
 
     def evaluate(
         self,
@@ -119,7 +142,21 @@ class DeviceSilence:
                 conditions.extend(
                     c for c in self._device_conditions(device, heard, at) if c.rule_id == GAP_RULE
                 )
+        for condition in conditions:
+            if condition.met:
+                self._met[(condition.rule_id, condition.subject)] = condition.at
         return conditions
+
+    def _resumed(self, rule_id: str, device: str, heard: _Heard, threshold: int) -> datetime | None:
+        """When ``device``'s data resumed after the silence ``rule_id`` last reported, if it
+        has (a hole of more than ``threshold`` intervals since): the resolution's time."""
+        met = self._met.get((rule_id, device))
+        if met is None or heard.resumed is None or heard.hole_from is None:
+            return None
+        hole = (heard.resumed - heard.hole_from) // timedelta(seconds=heard.interval_seconds)
+        if hole <= threshold:
+            return None
+        return max(heard.resumed, met)
 
     def _device_conditions(self, device: str, heard: _Heard, now: datetime) -> list[Condition]:
         interval = timedelta(seconds=heard.interval_seconds)
@@ -127,6 +164,9 @@ class DeviceSilence:
         silent = max(timedelta(0), now - since)
         missing = silent // interval
         gap_over = missing > self.config.gap_intervals
+        resumed = (
+            None if gap_over else self._resumed(GAP_RULE, device, heard, self.config.gap_intervals)
+        )
         gap = Condition(
             rule_id=GAP_RULE,
             subject=device,
@@ -141,6 +181,8 @@ class DeviceSilence:
             ),
             enterprise_code=heard.enterprise_code,
         )
+        if resumed is not None:
+            gap = replace(gap, at=resumed, value=0.0, message=self._resumption(device, heard))
         days = 0
         if missing > self.config.offline_after_intervals:
             days = self._calendar.working_days_between(
@@ -163,7 +205,24 @@ class DeviceSilence:
             ),
             enterprise_code=heard.enterprise_code,
         )
+        if severity is None:
+            resumed = self._resumed(
+                OFFLINE_RULE, device, heard, self.config.offline_after_intervals
+            )
+            if resumed is not None:
+                offline = replace(
+                    offline, at=resumed, value=0.0, message=self._resumption(device, heard)
+                )
         return [gap, offline]
+
+    @staticmethod
+    def _resumption(device: str, heard: _Heard) -> str:
+        assert heard.hole_from is not None
+        assert heard.resumed is not None
+        return (
+            f"{device}: data resumed at {heard.resumed.isoformat()} after a silence since "
+            f"{heard.hole_from.isoformat()} 数据恢复"
+        )
 
     def snapshot(self) -> dict[str, Any]:
         """The tracker's state as plain JSON-able data."""
@@ -175,9 +234,15 @@ class DeviceSilence:
                     "interval_seconds": heard.interval_seconds,
                     "enterprise_code": heard.enterprise_code,
                     "feed": heard.feed,
+                    "hole_from": _iso(heard.hole_from),
+                    "resumed": _iso(heard.resumed),
                 }
                 for device, heard in sorted(self._devices.items())
-            ]
+            ],
+            "met": [
+                {"rule_id": rule_id, "device": device, "at": at.isoformat()}
+                for (rule_id, device), at in sorted(self._met.items())
+            ],
         }
 
     @classmethod
@@ -192,5 +257,17 @@ class DeviceSilence:
                 int(row["interval_seconds"]),
                 row["enterprise_code"],
                 row.get("feed", ""),
+                _parse(row.get("hole_from")),
+                _parse(row.get("resumed")),
             )
+        for row in snapshot.get("met", []):
+            tracker._met[(row["rule_id"], row["device"])] = datetime.fromisoformat(row["at"])
         return tracker
+
+
+def _iso(at: datetime | None) -> str | None:
+    return None if at is None else at.isoformat()
+
+
+def _parse(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)

@@ -200,6 +200,7 @@ class RuleInputs:
         silence = dict(snapshot["silence"])
         known = set(context.register.meters_by_id) | set(context.register.monitors_by_mn)
         silence["devices"] = [d for d in silence["devices"] if d["device"] in known]
+        silence["met"] = [m for m in silence.get("met", []) if m["device"] in known]
         inputs._silence = DeviceSilence.restore(context.silence, context.calendar, silence)
         inputs._heavy = HeavyPollutionResponse.restore(
             context.heavy, dict(snapshot["heavy_pollution"])
