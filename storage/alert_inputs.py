@@ -446,6 +446,24 @@ CROSS JOIN LATERAL (
     LIMIT 1) r
 ORDER BY m.monitor_id
 """
+_METERS_FIRST_HEARD = """
+SELECT m.meter_id, r.enterprise_code, r.period_start, r.interval_seconds
+FROM unnest(%(meters)s::text[], %(since)s::timestamptz[]) AS m(meter_id, since)
+CROSS JOIN LATERAL (
+    SELECT enterprise_code, period_start, interval_seconds FROM meter_readings
+    WHERE meter_id = m.meter_id AND period_start >= m.since
+    ORDER BY period_start LIMIT 1) r
+ORDER BY m.meter_id
+"""
+_MONITORS_FIRST_HEARD = """
+SELECT m.monitor_id, r.enterprise_code, r.data_time, r.interval_seconds
+FROM unnest(%(monitors)s::text[], %(since)s::timestamptz[]) AS m(monitor_id, since)
+CROSS JOIN LATERAL (
+    SELECT enterprise_code, data_time, interval_seconds FROM voc_samples
+    WHERE monitor_id = m.monitor_id AND data_time >= m.since
+    ORDER BY data_time, interval_seconds LIMIT 1) r
+ORDER BY m.monitor_id
+"""
 
 
 def _heard_params(key: str, since: Mapping[str, datetime | None]) -> dict[str, Any]:
@@ -472,4 +490,25 @@ async def monitors_last_heard(
     if not since:
         return []
     rows = await _fetch(conn, _MONITORS_HEARD, _heard_params("monitors", since))
+    return [LastHeard(m, code, _utc(at), int(s)) for m, code, at, s in rows]
+
+
+async def meters_first_heard(
+    conn: psycopg.AsyncConnection[TupleRow], since: Mapping[str, datetime]
+) -> list[LastHeard]:
+    """Each meter's oldest reading at or after ``since[meter]``, if any: where its data
+    resumed after a silence."""
+    if not since:
+        return []
+    rows = await _fetch(conn, _METERS_FIRST_HEARD, _heard_params("meters", dict(since)))
+    return [LastHeard(m, code, _utc(at), int(s)) for m, code, at, s in rows]
+
+
+async def monitors_first_heard(
+    conn: psycopg.AsyncConnection[TupleRow], since: Mapping[str, datetime]
+) -> list[LastHeard]:
+    """Each VOC monitor's oldest sample (minute or hourly) at or after ``since[monitor]``."""
+    if not since:
+        return []
+    rows = await _fetch(conn, _MONITORS_FIRST_HEARD, _heard_params("monitors", dict(since)))
     return [LastHeard(m, code, _utc(at), int(s)) for m, code, at, s in rows]

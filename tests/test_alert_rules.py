@@ -437,6 +437,20 @@ def test_a_gap_resolves_when_the_data_resumed_however_late_the_evaluator_looks()
     assert "数据恢复" in prompt.message
 
 
+def test_a_caller_that_hears_only_the_newest_period_passes_the_first_after_the_hole():
+    # the evaluator learns each meter's newest stored period; data from 19:00 to 22:45 was
+    # stored between two of its looks, so it passes 19:00, which it looked up, as first_after
+    tracker = silence_after(cst(2026, 3, 6, 17))
+    assert by_rule(tracker.evaluate(cst(2026, 3, 6, 18, 30)))[GAP_RULE].met
+    newest = cst(2026, 3, 6, 22, 45)
+    assert tracker.expected_next("M1", newest) == cst(2026, 3, 6, 17, 15)
+    assert tracker.expected_next("M1", cst(2026, 3, 6, 17, 30)) is None  # no hole worth it
+    tracker.heard("M1", newest, 900, UNIT, first_after=cst(2026, 3, 6, 19))
+    gap = by_rule(tracker.evaluate(cst(2026, 3, 6, 23)))[GAP_RULE]
+    assert (gap.severity, gap.at) == (None, cst(2026, 3, 6, 19))
+    assert "2026-03-06T11:00:00+00:00" in gap.message  # resumed 19:00 China time
+
+
 def test_a_resumption_heard_late_is_dated_no_earlier_than_the_gap_was_last_reported():
     # the gap is still reported at 20:00, then data for 19:00 arrives (late): the
     # resolution is dated 20:00, or the lifecycle would take it for old news
@@ -594,7 +608,13 @@ def test_on_the_data_clock_gaps_are_judged_at_the_watermark_of_the_feed_given_on
     gaps = {c.subject: c for c in judged if c.rule_id == "data-quality.gap"}
     assert set(gaps) == {"EL01", "EL02", "EL03"}
     assert {s for s, c in gaps.items() if c.met} == {"EL02"}
-    assert (gaps["EL02"].value, gaps["EL02"].at) == (6.0, mark)
+    # dated when it crossed the line (5 missing at 11:00), not when it was looked at, so an
+    # evaluator that looks later (it fell behind) tells the same story
+    assert (gaps["EL02"].value, gaps["EL02"].at) == (5.0, cst(2026, 3, 9, 11))
+    later = tracker.evaluate(
+        cst(2026, 11, 20), data_clock=True, passed={"readings": cst(2026, 3, 9, 12)}
+    )
+    assert [c for c in later if c.subject == "EL02" and c.rule_id == GAP_RULE] == [gaps["EL02"]]
     # without a watermark there is no gap verdict at all
     unknown = tracker.evaluate(cst(2026, 11, 20), data_clock=True)
     assert not [c for c in unknown if c.rule_id == "data-quality.gap"]

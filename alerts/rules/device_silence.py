@@ -74,9 +74,16 @@ class DeviceSilence:
         interval_seconds: int,
         enterprise_code: str | None = None,
         feed: str = "",
+        *,
+        first_after: datetime | None = None,
     ) -> None:
         """Record data for ``device``'s period starting ``period_start``; late data for an
-        older period changes nothing. ``feed`` names the stream the device's data comes by."""
+        older period changes nothing. ``feed`` names the stream the device's data comes by.
+
+        ``first_after``: the first period the device sent after the last one recorded here,
+        when ``period_start`` is a later one (a caller that learns only each device's newest
+        period looks it up, ``expected_next`` says after what). A hole of more than a few
+        intervals before it is a silence that ended there."""
         if period_start.tzinfo is None:
             raise ValueError("period_start must be timezone-aware")
         if interval_seconds <= 0:
@@ -88,12 +95,28 @@ class DeviceSilence:
         elif start >= known.last_start:
             hole_from, resumed = known.hole_from, known.resumed
             end = known.last_start + timedelta(seconds=known.interval_seconds)
-            missing = (start - end) // timedelta(seconds=interval_seconds)
-            if missing > min(self.config.gap_intervals, self.config.offline_after_intervals):
-                hole_from, resumed = end, start
+            first = start if first_after is None else min(start, first_after.astimezone(UTC))
+            if (first - end) // timedelta(seconds=interval_seconds) > self._hole_intervals:
+                hole_from, resumed = end, first
             self._devices[device] = _Heard(
                 start, interval_seconds, enterprise_code, feed, hole_from, resumed
             )
+
+    @property
+    def _hole_intervals(self) -> int:
+        """Holes of more than this many intervals are remembered (the shorter rule's line)."""
+        return min(self.config.gap_intervals, self.config.offline_after_intervals)
+
+    def expected_next(self, device: str, period_start: datetime) -> datetime | None:
+        """If data for ``period_start`` would leave a hole this tracker remembers, the end of
+        the last period heard from ``device`` (look up the first period sent since, and pass
+        it as ``first_after``); else None."""
+        known = self._devices.get(device)
+        if known is None:
+            return None
+        interval = timedelta(seconds=known.interval_seconds)
+        end = known.last_start + interval
+        return end if (period_start - end) // interval > self._hole_intervals else None
 
     def forget(self, device: str) -> None:
         """Stop watching ``device`` (decommissioned): no more conditions about it."""
@@ -140,7 +163,9 @@ class DeviceSilence:
             if heard.feed in passed:
                 at = min(now, passed[heard.feed])
                 conditions.extend(
-                    c for c in self._device_conditions(device, heard, at) if c.rule_id == GAP_RULE
+                    c
+                    for c in self._device_conditions(device, heard, at, crossing=True)
+                    if c.rule_id == GAP_RULE
                 )
         for condition in conditions:
             if condition.met:
@@ -158,7 +183,12 @@ class DeviceSilence:
             return None
         return max(heard.resumed, met)
 
-    def _device_conditions(self, device: str, heard: _Heard, now: datetime) -> list[Condition]:
+    def _device_conditions(
+        self, device: str, heard: _Heard, now: datetime, *, crossing: bool = False
+    ) -> list[Condition]:
+        """``crossing``: date a gap over the line at the moment it crossed it, with the count
+        it crossed with, rather than at ``now`` (on the data clock, so that an evaluator that
+        looks later, having fallen behind, tells the same story)."""
         interval = timedelta(seconds=heard.interval_seconds)
         since = heard.last_start + interval
         silent = max(timedelta(0), now - since)
@@ -183,6 +213,17 @@ class DeviceSilence:
         )
         if resumed is not None:
             gap = replace(gap, at=resumed, value=0.0, message=self._resumption(device, heard))
+        elif gap_over and crossing:
+            crossed = self.config.gap_intervals + 1
+            gap = replace(
+                gap,
+                at=since + crossed * interval,
+                value=float(crossed),
+                message=(
+                    f"{device}: more than {self.config.gap_intervals} intervals of "
+                    f"{heard.interval_seconds} s missing since {since.isoformat()} 数据中断"
+                ),
+            )
         days = 0
         if missing > self.config.offline_after_intervals:
             days = self._calendar.working_days_between(

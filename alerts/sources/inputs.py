@@ -36,7 +36,13 @@ from alerts.sources.quality import judge_completeness, judge_monthly_deviation
 from alerts.sources.voc import judge_voc
 from contracts.alert_commands import DeclareEmergency
 from storage.alert_dirty import Dirty
-from storage.alert_inputs import LastHeard, meters_last_heard, monitors_last_heard
+from storage.alert_inputs import (
+    LastHeard,
+    meters_first_heard,
+    meters_last_heard,
+    monitors_first_heard,
+    monitors_last_heard,
+)
 from storage.rollup_queries import stream_watermark
 
 SNAPSHOT_VERSION: Final = 1
@@ -135,13 +141,33 @@ class RuleInputs:
             for code, first in voc.items()
             for monitor in self._lookup.monitors.get(code, ())
         }
-        self._heard(await meters_last_heard(conn, meters), READINGS)
-        self._heard(await monitors_last_heard(conn, monitors), VOC)
+        latest = await meters_last_heard(conn, meters)
+        self._heard(latest, await meters_first_heard(conn, self._holes(latest)), READINGS)
+        latest = await monitors_last_heard(conn, monitors)
+        self._heard(latest, await monitors_first_heard(conn, self._holes(latest)), VOC)
 
-    def _heard(self, rows: Iterable[LastHeard], feed: str) -> None:
-        for row in rows:
+    def _holes(self, latest: Iterable[LastHeard]) -> dict[str, datetime]:
+        """Devices whose newest data leaves a hole after what was last heard from them, and
+        where that hole begins: where to look for the first data after it."""
+        holes = {}
+        for row in latest:
+            end = self._silence.expected_next(row.device, row.period_start)
+            if end is not None:
+                holes[row.device] = end
+        return holes
+
+    def _heard(
+        self, latest: Iterable[LastHeard], first_after_holes: Iterable[LastHeard], feed: str
+    ) -> None:
+        first = {row.device: row.period_start for row in first_after_holes}
+        for row in latest:
             self._silence.heard(
-                row.device, row.period_start, row.interval_seconds, row.enterprise_code, feed
+                row.device,
+                row.period_start,
+                row.interval_seconds,
+                row.enterprise_code,
+                feed,
+                first_after=first.get(row.device),
             )
 
     # -- periodically ------------------------------------------------------------------------
