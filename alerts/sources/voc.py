@@ -22,6 +22,25 @@ from stream.windows import WindowSize, window_start
 _HOUR = timedelta(hours=1)
 
 
+def _complete_hours(hourly: list[VocSample], minutes: list[VocSample]) -> list[VocSample]:
+    """On the data clock, the hours each monitor's own data has passed: a minute of a later
+    hour is stored (a monitor's samples are stored in the order sent), so the hour's average
+    is final. A replay is far behind the wall clock, so "the hour is over" by the wall says
+    nothing, and judging a part of an hour made the alert's first value depend on where
+    the worker's batches happened to end."""
+    latest: dict[str, datetime] = {}
+    for minute in minutes:
+        known = latest.get(minute.monitor_id)
+        if known is None or minute.data_time > known:
+            latest[minute.monitor_id] = minute.data_time
+    return [
+        h
+        for h in hourly
+        if h.monitor_id in latest
+        and h.data_time + _HOUR <= window_start(latest[h.monitor_id], WindowSize.HOUR)
+    ]
+
+
 def _samples(values: Iterable[VocValue], interval_seconds: Literal[60, 3600]) -> list[VocSample]:
     """Stored values as the samples the rule judges, one per monitor and interval start."""
     grouped: dict[tuple[str, datetime], tuple[str, dict[str, PollutantValue]]] = {}
@@ -60,7 +79,10 @@ async def judge_voc(
     hours = {mn: previous_start(first, WindowSize.HOUR) for mn, first in minutes.items()}
     last_hour = window_start(now, WindowSize.HOUR) - _HOUR  # the last hour that is over
     samples = _samples(await voc_minute_values(conn, minutes, pollutants), 60)
-    samples += _samples(await voc_hourly_values(conn, hours, last_hour, pollutants), 3600)
+    hourly = _samples(await voc_hourly_values(conn, hours, last_hour, pollutants), 3600)
+    if lookup.context.data_clock:
+        hourly = _complete_hours(hourly, samples)
+    samples += hourly
     # one alert per monitor and pollutant: the subject names both (YCVOC0001.a24088)
     return [
         replace(c, subject=f"{c.subject}.{c.rule_id.rsplit('.', 1)[1]}")
