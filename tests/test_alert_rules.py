@@ -451,6 +451,43 @@ def test_a_caller_that_hears_only_the_newest_period_passes_the_first_after_the_h
     assert "2026-03-06T11:00:00+00:00" in gap.message  # resumed 19:00 China time
 
 
+def test_on_the_data_clock_a_hole_found_after_the_data_resumed_still_fires_then_resolves():
+    # EL01 was heard to 09:00-09:15, then nothing until 11:00. An evaluator that kept pace
+    # saw the gap cross the line at 10:30 and end at 11:00; one that fell behind first looks
+    # at 12:00, when 11:00-11:45 is stored: it tells the same two things, in order.
+    def told(looks: list[tuple[datetime, datetime | None]]) -> list[Condition]:
+        tracker = DeviceSilence(DeviceSilenceConfig(), ChinaCalendar.load())
+        tracker.heard("EL01", cst(2026, 3, 9, 9), 900, UNIT, feed="readings")
+        said = []
+        for mark, newest in looks:
+            if newest is not None:
+                tracker.heard(
+                    "EL01", newest, 900, UNIT, "readings", first_after=cst(2026, 3, 9, 11)
+                )
+            said += [
+                c
+                for c in tracker.evaluate(
+                    cst(2026, 11, 20), data_clock=True, passed={"readings": mark}
+                )
+                if c.rule_id == GAP_RULE
+            ]
+        return said
+
+    kept_pace = told(
+        [(cst(2026, 3, 9, 10, 30), None), (cst(2026, 3, 9, 11, 15), cst(2026, 3, 9, 11))]
+    )
+    behind = told([(cst(2026, 3, 9, 12), cst(2026, 3, 9, 11, 45))])
+    for said in (kept_pace, behind):
+        changes = [(c.at, c.met) for c in said]
+        assert (cst(2026, 3, 9, 10, 30), True) in changes
+        assert changes[-1] == (cst(2026, 3, 9, 11), False)
+    assert [c for c in kept_pace if c.met] == [c for c in behind if c.met]
+    assert kept_pace[-1] == behind[-1]
+    # a hole whose crossing the watermark has not reached is not reported yet
+    early = told([(cst(2026, 3, 9, 10, 15), cst(2026, 3, 9, 11))])
+    assert not [c for c in early if c.met]
+
+
 def test_a_resumption_heard_late_is_dated_no_earlier_than_the_gap_was_last_reported():
     # the gap is still reported at 20:00, then data for 19:00 arrives (late): the
     # resolution is dated 20:00, or the lifecycle would take it for old news

@@ -211,19 +211,15 @@ class DeviceSilence:
             ),
             enterprise_code=heard.enterprise_code,
         )
+        earlier: list[Condition] = []
+        if crossing and not gap_over:
+            earlier = self._hole_not_reported(device, heard, now)
+            if earlier:
+                resumed = self._resumed(GAP_RULE, device, heard, self.config.gap_intervals)
         if resumed is not None:
             gap = replace(gap, at=resumed, value=0.0, message=self._resumption(device, heard))
         elif gap_over and crossing:
-            crossed = self.config.gap_intervals + 1
-            gap = replace(
-                gap,
-                at=since + crossed * interval,
-                value=float(crossed),
-                message=(
-                    f"{device}: more than {self.config.gap_intervals} intervals of "
-                    f"{heard.interval_seconds} s missing since {since.isoformat()} 数据中断"
-                ),
-            )
+            gap = self._crossed(gap, device, heard, since)
         days = 0
         if missing > self.config.offline_after_intervals:
             days = self._calendar.working_days_between(
@@ -254,7 +250,49 @@ class DeviceSilence:
                 offline = replace(
                     offline, at=resumed, value=0.0, message=self._resumption(device, heard)
                 )
-        return [gap, offline]
+        return [*earlier, gap, offline]
+
+    def _crossed(self, gap: Condition, device: str, heard: _Heard, since: datetime) -> Condition:
+        """``gap`` (met) dated when the silence since ``since`` crossed the line."""
+        crossed = self.config.gap_intervals + 1
+        return replace(
+            gap,
+            at=since + crossed * timedelta(seconds=heard.interval_seconds),
+            severity=self.config.gap_severity,
+            value=float(crossed),
+            message=(
+                f"{device}: more than {self.config.gap_intervals} intervals of "
+                f"{heard.interval_seconds} s missing since {since.isoformat()} 数据中断"
+            ),
+        )
+
+    def _hole_not_reported(self, device: str, heard: _Heard, now: datetime) -> list[Condition]:
+        """The gap a hole in the stored data was, if nobody reported it (the evaluator was
+        behind: by the time it looked, the data after the hole was in). Reported now, dated
+        when it crossed the line, so that it resolves next, as it did for an evaluator that
+        kept pace. A hole whose crossing ``now`` has not passed yet waits for it."""
+        if heard.hole_from is None or heard.resumed is None:
+            return []
+        interval = timedelta(seconds=heard.interval_seconds)
+        if (heard.resumed - heard.hole_from) // interval <= self.config.gap_intervals:
+            return []
+        crossed_at = heard.hole_from + (self.config.gap_intervals + 1) * interval
+        met = self._met.get((GAP_RULE, device))
+        if crossed_at > now or (met is not None and met >= crossed_at):
+            return []
+        self._met[(GAP_RULE, device)] = crossed_at
+        template = Condition(
+            rule_id=GAP_RULE,
+            subject=device,
+            at=crossed_at,
+            severity=self.config.gap_severity,
+            value=0.0,
+            threshold=float(self.config.gap_intervals),
+            unit="intervals",
+            message="",
+            enterprise_code=heard.enterprise_code,
+        )
+        return [self._crossed(template, device, heard, heard.hole_from)]
 
     @staticmethod
     def _resumption(device: str, heard: _Heard) -> str:
