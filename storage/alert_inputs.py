@@ -472,14 +472,23 @@ def _heard_params(key: str, since: Mapping[str, datetime | None]) -> dict[str, A
     return {key: devices, "since": [since[d] or floor for d in devices]}
 
 
+async def _heard(
+    conn: psycopg.AsyncConnection[TupleRow],
+    query: str,
+    key: str,
+    since: Mapping[str, datetime | None],
+) -> list[LastHeard]:
+    if not since:
+        return []
+    rows = await _fetch(conn, query, _heard_params(key, since))
+    return [LastHeard(device, code, _utc(at), int(s)) for device, code, at, s in rows]
+
+
 async def meters_last_heard(
     conn: psycopg.AsyncConnection[TupleRow], since: Mapping[str, datetime | None]
 ) -> list[LastHeard]:
     """Each meter's newest reading at or after ``since[meter]`` (None: ever), if any."""
-    if not since:
-        return []
-    rows = await _fetch(conn, _METERS_HEARD, _heard_params("meters", since))
-    return [LastHeard(m, code, _utc(at), int(s)) for m, code, at, s in rows]
+    return await _heard(conn, _METERS_HEARD, "meters", since)
 
 
 async def monitors_last_heard(
@@ -487,10 +496,7 @@ async def monitors_last_heard(
 ) -> list[LastHeard]:
     """Each VOC monitor's newest minute or hourly sample at or after ``since[monitor]`` (None:
     ever), whichever ends later, if any."""
-    if not since:
-        return []
-    rows = await _fetch(conn, _MONITORS_HEARD, _heard_params("monitors", since))
-    return [LastHeard(m, code, _utc(at), int(s)) for m, code, at, s in rows]
+    return await _heard(conn, _MONITORS_HEARD, "monitors", since)
 
 
 async def meters_first_heard(
@@ -498,17 +504,11 @@ async def meters_first_heard(
 ) -> list[LastHeard]:
     """Each meter's oldest reading at or after ``since[meter]``, if any: where its data
     resumed after a silence."""
-    if not since:
-        return []
-    rows = await _fetch(conn, _METERS_FIRST_HEARD, _heard_params("meters", dict(since)))
-    return [LastHeard(m, code, _utc(at), int(s)) for m, code, at, s in rows]
+    return await _heard(conn, _METERS_FIRST_HEARD, "meters", since)
 
 
 async def monitors_first_heard(
     conn: psycopg.AsyncConnection[TupleRow], since: Mapping[str, datetime]
 ) -> list[LastHeard]:
     """Each VOC monitor's oldest sample (minute or hourly) at or after ``since[monitor]``."""
-    if not since:
-        return []
-    rows = await _fetch(conn, _MONITORS_FIRST_HEARD, _heard_params("monitors", dict(since)))
-    return [LastHeard(m, code, _utc(at), int(s)) for m, code, at, s in rows]
+    return await _heard(conn, _MONITORS_FIRST_HEARD, "monitors", since)

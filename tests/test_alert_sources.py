@@ -852,3 +852,27 @@ def test_the_context_loads_the_register_and_the_packaged_plans_and_refuses_inven
     example = REPO_ROOT / "plans/data/statistics/example-yuncheng.csv"
     with pytest.raises(ConfigFileError, match="illustrative"):
         load_rule_context(settings.model_copy(update={"statistics_path": example}))
+
+
+def test_a_meters_first_and_newest_periods_after_a_time_are_read_back(database_settings):
+    # heard 09:00, silent, back 11:00-11:45: the evaluator learns 11:45 as the newest, and
+    # looks up 11:00 as where the data resumed after 09:15
+    from storage.alert_inputs import meters_first_heard, meters_last_heard
+
+    async def scenario():
+        async with await connect(database_settings) as conn:
+            for start in [cst(2026, 3, 9, 9)] + [cst(2026, 3, 9, 11, 15 * q) for q in range(4)]:
+                await put_reading(conn, "EL01", start)
+            since = cst(2026, 3, 9, 9, 15)
+            return (
+                await meters_last_heard(conn, {"EL01": since, "EL02": since}),
+                await meters_first_heard(conn, {"EL01": since}),
+                await meters_first_heard(conn, {}),
+            )
+
+    newest, first, nothing = run(scenario)
+    assert [(h.device, h.period_start, h.interval_seconds) for h in newest] == [
+        ("EL01", cst(2026, 3, 9, 11, 45), 900)
+    ]
+    assert [(h.device, h.period_start) for h in first] == [("EL01", cst(2026, 3, 9, 11))]
+    assert nothing == []
