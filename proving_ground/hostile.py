@@ -156,6 +156,21 @@ async def _with_memory(gateway: GatewayProcess, work: Awaitable[Any]) -> tuple[A
     return result, {"before_kib": before, "peak_kib": peak, "after_kib": gateway.rss_kib()}
 
 
+async def _crowd(
+    gateway: GatewayProcess,
+    good: Callable[[], Awaitable[bool]],
+    count: int,
+    client: Callable[[], Awaitable[float | None]],
+) -> tuple[list[float | None], dict[str, Any]]:
+    """``count`` hostile ``client``s at once while a good client keeps asking: when the
+    gateway closed each, and the part's results (closings, its memory, the good client)."""
+    async with GoodClient(good) as watcher:
+        closed, memory = await _with_memory(
+            gateway, asyncio.gather(*(client() for _ in range(count)))
+        )
+    return closed, {**_summary(closed), "memory": memory, "good_client": watcher.report()}
+
+
 # --- HJ 212 -------------------------------------------------------------------------------
 
 
@@ -218,39 +233,22 @@ async def _hj212_suite(
 
     progress(f"HJ 212: {config.slow_clients} slow clients trickling a byte a second")
     give_up = config.login_timeout_seconds * 4
-    async with GoodClient(good) as client:
-        closed, memory = await _with_memory(
-            gateway,
-            asyncio.gather(
-                *(
-                    _closed_after(port, b"##0", b"1" * 1000, 1.0, give_up)
-                    for _ in range(config.slow_clients)
-                )
-            ),
-        )
-    results["slow_clients"] = {
-        **_summary(closed),
-        "memory": memory,
-        "good_client": client.report(),
-    }
+    _, results["slow_clients"] = await _crowd(
+        gateway,
+        good,
+        config.slow_clients,
+        lambda: _closed_after(port, b"##0", b"1" * 1000, 1.0, give_up),
+    )
 
     progress(f"HJ 212: a flood of {config.flood_connections} idle connections")
-    async with GoodClient(good) as client:
-        closed, memory = await _with_memory(
-            gateway,
-            asyncio.gather(
-                *(
-                    _closed_after(port, b"", b"", 0, give_up)
-                    for _ in range(config.flood_connections)
-                )
-            ),
-        )
-    results["connection_flood"] = {
-        **_summary(closed),
-        "refused_at_once": _refused_before(closed, config.login_timeout_seconds),
-        "memory": memory,
-        "good_client": client.report(),
-    }
+    closed, flood = await _crowd(
+        gateway,
+        good,
+        config.flood_connections,
+        lambda: _closed_after(port, b"", b"", 0, give_up),
+    )
+    flood["refused_at_once"] = _refused_before(closed, config.login_timeout_seconds)
+    results["connection_flood"] = flood
 
     progress("HJ 212: a client that never reads its replies")
     heartbeat = _heartbeat(world)
@@ -347,19 +345,12 @@ async def _http_suite(
 
     give_up = max(config.header_timeout_seconds, config.request_timeout_seconds) * 3
     progress(f"HTTPS: {config.slow_clients} clients trickling their headers")
-    async with GoodClient(good) as client:
-        closed, memory = await _with_memory(
-            gateway,
-            asyncio.gather(
-                *(
-                    _closed_after(
-                        port, b"POST /v1/readings HTTP/1.1\r\n", b"X" * 1000, 1.0, give_up
-                    )
-                    for _ in range(config.slow_clients)
-                )
-            ),
-        )
-    results["slow_headers"] = {**_summary(closed), "memory": memory, "good_client": client.report()}
+    _, results["slow_headers"] = await _crowd(
+        gateway,
+        good,
+        config.slow_clients,
+        lambda: _closed_after(port, b"POST /v1/readings HTTP/1.1\r\n", b"X" * 1000, 1.0, give_up),
+    )
 
     progress(f"HTTPS: {config.slow_clients} clients trickling their bodies")
     body_head = (
@@ -367,35 +358,22 @@ async def _http_suite(
         + auth
         + b"Content-Length: %d\r\n\r\n" % (config.max_body_bytes // 2)
     )
-    async with GoodClient(good) as client:
-        closed, memory = await _with_memory(
-            gateway,
-            asyncio.gather(
-                *(
-                    _closed_after(port, body_head, b" " * 1000, 1.0, give_up)
-                    for _ in range(config.slow_clients)
-                )
-            ),
-        )
-    results["slow_bodies"] = {**_summary(closed), "memory": memory, "good_client": client.report()}
+    _, results["slow_bodies"] = await _crowd(
+        gateway,
+        good,
+        config.slow_clients,
+        lambda: _closed_after(port, body_head, b" " * 1000, 1.0, give_up),
+    )
 
     progress(f"HTTPS: a flood of {config.flood_connections} idle connections")
-    async with GoodClient(good) as client:
-        closed, memory = await _with_memory(
-            gateway,
-            asyncio.gather(
-                *(
-                    _closed_after(port, b"", b"", 0, give_up)
-                    for _ in range(config.flood_connections)
-                )
-            ),
-        )
-    results["connection_flood"] = {
-        **_summary(closed),
-        "refused_at_once": _refused_before(closed, config.header_timeout_seconds),
-        "memory": memory,
-        "good_client": client.report(),
-    }
+    closed, flood = await _crowd(
+        gateway,
+        good,
+        config.flood_connections,
+        lambda: _closed_after(port, b"", b"", 0, give_up),
+    )
+    flood["refused_at_once"] = _refused_before(closed, config.header_timeout_seconds)
+    results["connection_flood"] = flood
     return results
 
 
