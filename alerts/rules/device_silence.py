@@ -94,29 +94,28 @@ class DeviceSilence:
             self._devices[device] = _Heard(start, interval_seconds, enterprise_code, feed)
         elif start >= known.last_start:
             hole_from, resumed = known.hole_from, known.resumed
-            end = known.last_start + timedelta(seconds=known.interval_seconds)
             first = start if first_after is None else min(start, first_after.astimezone(UTC))
-            if (first - end) // timedelta(seconds=interval_seconds) > self._hole_intervals:
+            end = self._hole_before(known, first)
+            if end is not None:
                 hole_from, resumed = end, first
             self._devices[device] = _Heard(
                 start, interval_seconds, enterprise_code, feed, hole_from, resumed
             )
 
-    @property
-    def _hole_intervals(self) -> int:
-        """Holes of more than this many intervals are remembered (the shorter rule's line)."""
-        return min(self.config.gap_intervals, self.config.offline_after_intervals)
+    def _hole_before(self, known: _Heard, start: datetime) -> datetime | None:
+        """Where the hole before data for ``start`` begins, if it is one worth remembering
+        (more intervals than the shorter rule's line); else None."""
+        interval = timedelta(seconds=known.interval_seconds)
+        end = known.last_start + interval
+        line = min(self.config.gap_intervals, self.config.offline_after_intervals)
+        return end if (start - end) // interval > line else None
 
     def expected_next(self, device: str, period_start: datetime) -> datetime | None:
         """If data for ``period_start`` would leave a hole this tracker remembers, the end of
         the last period heard from ``device`` (look up the first period sent since, and pass
         it as ``first_after``); else None."""
         known = self._devices.get(device)
-        if known is None:
-            return None
-        interval = timedelta(seconds=known.interval_seconds)
-        end = known.last_start + interval
-        return end if (period_start - end) // interval > self._hole_intervals else None
+        return None if known is None else self._hole_before(known, period_start)
 
     def forget(self, device: str) -> None:
         """Stop watching ``device`` (decommissioned): no more conditions about it."""
@@ -219,7 +218,7 @@ class DeviceSilence:
         if resumed is not None:
             gap = replace(gap, at=resumed, value=0.0, message=self._resumption(device, heard))
         elif gap_over and crossing:
-            gap = self._crossed(gap, device, heard, since)
+            gap = self._crossed(device, heard, since)
         days = 0
         if missing > self.config.offline_after_intervals:
             days = self._calendar.working_days_between(
@@ -252,18 +251,22 @@ class DeviceSilence:
                 )
         return [*earlier, gap, offline]
 
-    def _crossed(self, gap: Condition, device: str, heard: _Heard, since: datetime) -> Condition:
-        """``gap`` (met) dated when the silence since ``since`` crossed the line."""
+    def _crossed(self, device: str, heard: _Heard, since: datetime) -> Condition:
+        """The gap met, dated when the silence since ``since`` crossed the line."""
         crossed = self.config.gap_intervals + 1
-        return replace(
-            gap,
+        return Condition(
+            rule_id=GAP_RULE,
+            subject=device,
             at=since + crossed * timedelta(seconds=heard.interval_seconds),
             severity=self.config.gap_severity,
             value=float(crossed),
+            threshold=float(self.config.gap_intervals),
+            unit="intervals",
             message=(
                 f"{device}: more than {self.config.gap_intervals} intervals of "
                 f"{heard.interval_seconds} s missing since {since.isoformat()} 数据中断"
             ),
+            enterprise_code=heard.enterprise_code,
         )
 
     def _hole_not_reported(self, device: str, heard: _Heard, now: datetime) -> list[Condition]:
@@ -276,23 +279,12 @@ class DeviceSilence:
         interval = timedelta(seconds=heard.interval_seconds)
         if (heard.resumed - heard.hole_from) // interval <= self.config.gap_intervals:
             return []
-        crossed_at = heard.hole_from + (self.config.gap_intervals + 1) * interval
+        gap = self._crossed(device, heard, heard.hole_from)
         met = self._met.get((GAP_RULE, device))
-        if crossed_at > now or (met is not None and met >= crossed_at):
+        if gap.at > now or (met is not None and met >= gap.at):
             return []
-        self._met[(GAP_RULE, device)] = crossed_at
-        template = Condition(
-            rule_id=GAP_RULE,
-            subject=device,
-            at=crossed_at,
-            severity=self.config.gap_severity,
-            value=0.0,
-            threshold=float(self.config.gap_intervals),
-            unit="intervals",
-            message="",
-            enterprise_code=heard.enterprise_code,
-        )
-        return [self._crossed(template, device, heard, heard.hole_from)]
+        self._met[(GAP_RULE, device)] = gap.at
+        return [gap]
 
     @staticmethod
     def _resumption(device: str, heard: _Heard) -> str:
