@@ -17,10 +17,18 @@ consumption, the ``Flag``s that say what it saw and what it decided:
   ``None`` and the baseline stays where it was. The next reading decides: if the register came
   back, the jump was a misread, and the next consumption, from the old baseline, covers both
   intervals exactly; if it stayed up, the jump was real and is reported then, flagged again.
-  Either way nothing is lost or counted twice.
+  Either way nothing is lost or counted twice. The reading's own reported consumption does
+  not vouch for a jump: a collector usually derives it from the same register, so a glitched
+  frame carries both (the simulator's spike fault does exactly that).
+* **Load steps**: a confirmed jump whose own interval (after the held one) is still implausible
+  is a new level of consumption, not a one-off: the meter's history restarts from that
+  interval, so a lasting step is held once, not every other interval for as long as it lasts.
+  A one-off (the register stayed up but moves normally again, e.g. an offset) teaches the
+  history nothing.
 * **Typical** is the median rate over the last ``typical_window`` trusted intervals (not reset,
-  stuck or jump intervals); with fewer than ``min_history`` of them, or a median of zero (a
-  meter that is mostly idle), nothing is judged against it: no jump, no stuck.
+  stuck or jump intervals, but the first interval of a load step); with fewer than
+  ``min_history`` of them, or a median of zero (a meter that is mostly idle), nothing is
+  judged against it: no jump, no stuck.
 * **Stuck**: ``stuck_intervals`` intervals on one register value while the meter's typical
   consumption is above zero. The consumption (zero) is still reported; whatever it missed comes
   back in the interval where the register moves again (its jump bound spans the stuck run).
@@ -129,6 +137,7 @@ class _Undo(NamedTuple):
     stuck_run: int
     added: float | None  # the rate the reading added to ``recent``
     evicted: float | None  # the rate that addition pushed out
+    cleared: tuple[float, ...] | None = None  # ``recent`` before a load step restarted it
 
 
 @dataclass(slots=True)
@@ -160,6 +169,7 @@ class MeterCounterState:
                 u.stuck_run,
                 u.added,
                 u.evicted,
+                None if u.cleared is None else list(u.cleared),
             ]
         return {
             "period_start": self.period_start.isoformat(),
@@ -189,6 +199,8 @@ class MeterCounterState:
                 int(raw[6]),
                 None if raw[7] is None else float(raw[7]),
                 None if raw[8] is None else float(raw[8]),
+                # snapshots from before load steps had no tenth field
+                None if len(raw) < 10 or raw[9] is None else tuple(float(r) for r in raw[9]),
             )
         return cls(
             period_start=datetime.fromisoformat(data["period_start"]),
@@ -382,6 +394,7 @@ class CounterTracker:
             state.held,
             state.stuck_run,
         )
+        previous = state.counter
         state.period_start = period_start
         state.interval_seconds = interval_seconds
         state.counter = counter
@@ -412,12 +425,16 @@ class CounterTracker:
             return _result(consumption, flags, covered)
 
         implausible = bound is not None and derived > bound
+        step = None  # the rate of a new level of consumption, when this is a load step
         if implausible:
             flags.append(Flag.IMPLAUSIBLE_JUMP)
             if not state.held:  # hold it: the next reading says whether it was a misread
                 state.held = True
                 state.undo = _Undo(*undo, None, None)
                 return _result(None, flags, 0)
+            own = counter - previous  # this reading's own interval (the held one's is before)
+            if typical and own > config.jump_factor * typical * interval_seconds:
+                step = own / interval_seconds
         consumption = derived
         if reported is not None and covered == 1:
             tolerance = max(
@@ -435,15 +452,23 @@ class CounterTracker:
         state.base_end = end
         state.held = False
         added = evicted = None
-        if not implausible and Flag.STUCK not in flags:
+        cleared = None
+        recent = state.recent
+        if step is not None:  # a new level: judge what follows by it, not by the old one
+            cleared = tuple(recent)
+            recent.clear()
+            state.ranked.clear()
+            added = step
+            recent.append(added)
+            state.ranked.append(added)
+        elif not implausible and Flag.STUCK not in flags:
             added = derived / span_seconds
-            recent = state.recent
             if len(recent) == recent.maxlen:
                 evicted = recent[0]
                 del state.ranked[bisect_left(state.ranked, evicted)]
             recent.append(added)
             insort(state.ranked, added)
-        state.undo = _Undo(*undo, added, evicted)
+        state.undo = _Undo(*undo, added, evicted, cleared)
         return _result(consumption, flags, covered)
 
 
@@ -469,7 +494,11 @@ def _rewind(state: MeterCounterState, undo: _Undo) -> None:
     state.base_end = undo.base_end
     state.held = undo.held
     state.stuck_run = undo.stuck_run
-    if undo.added is not None:
+    if undo.cleared is not None:
+        state.recent.clear()
+        state.recent.extend(undo.cleared)
+        state.ranked[:] = sorted(undo.cleared)
+    elif undo.added is not None:
         state.recent.pop()
         del state.ranked[bisect_left(state.ranked, undo.added)]
         if undo.evicted is not None:

@@ -12,6 +12,7 @@ import json
 import random
 import time
 from datetime import UTC, datetime, timedelta
+from itertools import accumulate
 
 import pytest
 from hypothesis import given, settings
@@ -196,11 +197,64 @@ def test_a_misread_spike_is_held_and_the_next_reading_covers_both_intervals_exac
     assert back == CounterResult(20.0, NONE, 2)
 
 
-def test_a_confirmed_jump_does_not_raise_what_counts_as_typical():
+def test_a_one_off_jump_does_not_raise_what_counts_as_typical():
+    #   register   ...1090   9090   9100   9300
+    #   consumed        10      -   8010    200   <- 20x typical again: still judged by 10
     tracker = warmed(CounterConfig(typical_window=2, min_history=1))  # a jump would be half
     tracker.observe("M1", at(10), 9090.0)  # held
-    tracker.observe("M1", at(11), 99_090.0)  # confirmed: reported, but not typical
-    assert Flag.IMPLAUSIBLE_JUMP in tracker.observe("M1", at(12), 99_290.0).flags
+    confirmed = tracker.observe("M1", at(11), 9100.0)  # stayed up, but moves normally again
+    assert confirmed == CounterResult(8010.0, frozenset({Flag.IMPLAUSIBLE_JUMP}), 2)
+    assert Flag.IMPLAUSIBLE_JUMP in tracker.observe("M1", at(12), 9300.0).flags
+
+
+def test_a_lasting_load_step_is_held_once_then_counted_at_its_new_level():
+    #   register   ...1090   1590   2090   2590 ...  <- the plant went from 10 to 500 an interval
+    #   consumed        10      -   1000    500 ...  held once, confirmed, then plain counting
+    tracker = warmed()
+    results = feed(tracker, steady(1590.0, 500.0, 40), first=10)
+    assert results[0] == CounterResult(None, frozenset({Flag.IMPLAUSIBLE_JUMP}), 0)
+    assert results[1] == CounterResult(1000.0, frozenset({Flag.IMPLAUSIBLE_JUMP}), 2)
+    assert results[2:] == [CounterResult(500.0, NONE, 1)] * 38
+
+
+def test_after_a_load_step_a_jump_from_the_new_level_is_still_held():
+    tracker = warmed()
+    feed(tracker, steady(1590.0, 500.0, 10), first=10)  # the step, then 8 intervals at 500
+    assert tracker.observe("M1", at(20), 6090.0 + 500.0 * 11).consumption is None
+
+
+def test_a_load_step_down_and_back_up_is_held_once_each_time_up():
+    #   10 an interval, then 500 (a shift), then 10 again for long enough, then 500 again
+    tracker = warmed()
+    rates = [500.0] * 32 + [10.0] * 64 + [500.0] * 32
+    counters = list(accumulate(rates, initial=1090.0))[1:]
+    results = feed(tracker, counters, first=10)
+    held = [i for i, r in enumerate(results) if r.consumption is None]
+    assert held == [0, 96]
+    assert sum(r.consumption or 0.0 for r in results) == pytest.approx(sum(rates))
+
+
+def test_a_correction_of_a_load_steps_confirmation_restores_the_history_it_replaced():
+    tracker = warmed()
+    tracker.observe("M1", at(10), 1590.0)  # held
+    before = json.loads(json.dumps(tracker.snapshot()))
+    tracker.observe("M1", at(11), 2090.0)  # confirmed, a load step: the history restarts
+    corrected = tracker.observe("M1", at(11), 1110.0)  # no: the register came back
+    assert corrected == CounterResult(10.0 + 10.0, frozenset({Flag.CORRECTION}), 2)
+    fresh = CounterTracker.restore(CounterConfig(), before)
+    fresh.observe("M1", at(11), 1110.0)
+    assert tracker.snapshot() == fresh.snapshot()
+
+
+def test_a_snapshot_from_before_load_steps_still_restores():
+    tracker = warmed()
+    tracker.observe("M1", at(10), 1100.0)
+    snapshot = json.loads(json.dumps(tracker.snapshot()))
+    snapshot["meters"]["M1"]["undo"] = snapshot["meters"]["M1"]["undo"][:9]  # the old shape
+    restored = CounterTracker.restore(CounterConfig(), snapshot)
+    assert restored.observe("M1", at(10), 1101.0) == CounterResult(
+        11.0, frozenset({Flag.CORRECTION}), 1
+    )
 
 
 def test_a_plausible_increase_is_not_flagged_as_a_jump():
