@@ -2,6 +2,7 @@
 refuses to compare contenders that did not."""
 
 import asyncio
+import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -13,13 +14,16 @@ from benchmarks.peers.rollup_job import ReadingTce
 from benchmarks.side_by_side import (
     ORDER,
     RollupMismatch,
+    as_energywatch_counts,
     check_same_rollups,
     differences,
+    held_jumps,
     markdown,
     run,
     timed,
 )
 from benchmarks.stream import _accounted_rows, _readings
+from stream.windows import WindowSize, window_start
 
 DAY = datetime(2026, 3, 1, 16, tzinfo=UTC)  # 2026-03-02 00:00 China time
 
@@ -39,6 +43,60 @@ def test_a_peer_takes_each_reading_at_the_tce_the_worker_accounts_it():
         assert part.tce == row.tce
         compared += 1
     assert compared > 100
+
+
+def with_load_step(records, meter: str, from_index: int, factor: float):
+    """``records`` with ``meter``'s consumption ``factor`` times higher from its
+    ``from_index``-th reading on, its register moving with it (a real load step)."""
+    out, seen, extra = [], 0, 0.0
+    for key, value in records:
+        if key.decode() == meter:
+            fields = json.loads(value)  # consumption_<unit> and counter_<unit>, as sent
+            used = next(f for f in fields if f.startswith("consumption_"))
+            counter = next(f for f in fields if f.startswith("counter_"))
+            if seen >= from_index:
+                more = fields[used] * (factor - 1)
+                extra += more
+                fields[used] = round(fields[used] + more, 3)
+                fields[counter] = round(fields[counter] + extra, 3)
+                value = json.dumps(fields).encode()
+            seen += 1
+        out.append((key, value))
+    return out
+
+
+def in_process_totals(pairs) -> dict:
+    """(unit, window start) -> tce for both windows, from (unit, period start, tce) triples."""
+    out: dict = {"15m": {}, "1d": {}}
+    for unit, period_start, tce in pairs:
+        for window in out:
+            key = (unit, window_start(period_start, WindowSize(window)))
+            out[window][key] = out[window].get(key, Decimal(0)) + Decimal(str(tce))
+    return out
+
+
+def test_a_held_load_step_is_the_one_difference_allowed_and_only_as_a_move():
+    """EnergyWatch holds a real load step's first reading and counts it with the next one; the
+    peers count it where it came. Moving it makes the totals equal; not moving it does not."""
+    records = _readings(5, 400)  # 16 readings a meter
+    meter = next(k.decode() for k, _ in records if k.decode().endswith("-EL01"))
+    records = with_load_step(records, meter, from_index=10, factor=30)
+    rows = asyncio.run(_accounted_rows(5, records))
+    to_tce = ReadingTce()
+    parts = [p for p in (to_tce(v) for _, v in records) if p is not None]
+    peers = in_process_totals((p.unit, p.period_start, p.tce) for p in parts)
+    ours = in_process_totals(
+        (r.enterprise_code, r.period_start, r.tce if r.tce is not None else 0)
+        for r in rows
+        if r.energy_type != "water"
+    )
+
+    jumps = held_jumps(rows, records)
+
+    assert len(jumps) == 1
+    assert jumps[0].counted_with - jumps[0].held == timedelta(minutes=15)
+    assert differences(ours["15m"], peers["15m"])  # unmoved, the quarters differ
+    check_same_rollups("quix_streams", ours, as_energywatch_counts(peers, jumps))
 
 
 def test_a_record_that_is_not_a_reading_adds_nothing():
