@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from benchmarks.peers.rollup_job import ReadingTce
+from benchmarks.peers.rollup_tables import Totals
 from benchmarks.side_by_side import (
     ORDER,
     RollupMismatch,
@@ -65,9 +66,9 @@ def with_load_step(records, meter: str, from_index: int, factor: float):
     return out
 
 
-def in_process_totals(pairs) -> dict:
+def in_process_totals(pairs) -> dict[str, Totals]:
     """(unit, window start) -> tce for both windows, from (unit, period start, tce) triples."""
-    out: dict = {"15m": {}, "1d": {}}
+    out: dict[str, Totals] = {"15m": {}, "1d": {}}
     for unit, period_start, tce in pairs:
         for window in out:
             key = (unit, window_start(period_start, WindowSize(window)))
