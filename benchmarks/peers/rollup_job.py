@@ -10,8 +10,10 @@ into per-unit 15-minute and per-unit daily windows, days cut at China Standard T
 The peers read the consumption the meter reported. EnergyWatch derives a counter meter's
 consumption from its register instead; on the simulator's clean data the two agree to the
 digit (the simulator moves each register by the reported consumption), which the benchmark
-checks at the end rather than assumes. A counter-only reading has no reported consumption:
-the peers skip it, and the check would then fail loudly.
+checks at the end rather than assumes. The one place they part: EnergyWatch holds a real load
+step's first reading until the next confirms it (``benchmarks.side_by_side.HeldJump``). A
+counter-only reading has no reported consumption: the peers skip it, and the check would then
+fail loudly.
 """
 
 from dataclasses import dataclass
