@@ -255,7 +255,7 @@ class _Run:
         """Send one sample, wait for the broker; its record's timestamp (CreateTime)."""
         metadata = producer.send(
             self.settings.voc_topic,
-            key=sample.monitor_id.encode(),
+            key=sample.enterprise_code.encode(),
             value=encode_voc_sample(sample),
         ).get(timeout=30)
         return datetime.fromtimestamp(metadata.timestamp / 1000, UTC)

@@ -23,6 +23,7 @@ from typing import Final
 from kafka import KafkaProducer
 
 from benchmarks.simulation import benchmark_fleet
+from contracts.partition_keys import unit_key
 from simulators.energy import EnergyModel
 from simulators.fleet import build_fleet
 from simulators.records import Channel, SimRecord
@@ -78,9 +79,8 @@ def produce(plan: LoadPlan, counters: LoadCounters, ready: Event, stop: Event) -
             due = sent
         while sent < due:
             record = next(readings)
-            producer.send(plan.topic, key=record.key.encode(), value=record.payload).add_errback(
-                failed
-            )
+            key = unit_key(record.payload, record.key)
+            producer.send(plan.topic, key=key, value=record.payload).add_errback(failed)
             sent += 1
         counters.produced.value = sent
         counters.dropped_backlog.value = dropped

@@ -66,7 +66,7 @@ from benchmarks.stream import (
     _produce,
     _readings,
 )
-from contracts.readings import EnergyType
+from contracts.readings import EnergyType, decode_reading
 from energywatch.service_process import ServiceProcess
 from energywatch.settings import Settings
 from simulators.credentials import register_for_fleet
@@ -147,15 +147,17 @@ def held_jumps(rows: Sequence[LedgerRow], records: Sequence[tuple[bytes, bytes]]
             waiting[row.meter_id] = before
         if row.key in held:
             waiting[row.meter_id] = row.period_start
+    units = {row.enterprise_code.encode() for row in rows if row.key in held}
     to_tce = ReadingTce()
     out = []
-    for key, value in records:
-        if key.decode() not in meters:
+    for key, value in records:  # keyed by unit (contracts.partition_keys)
+        if key not in units:
             continue
+        meter = decode_reading(value).meter_id
         part = to_tce(value)
-        if part is None or (key.decode(), part.period_start) not in following:
+        if meter not in meters or part is None or (meter, part.period_start) not in following:
             continue
-        counted_with = following[(key.decode(), part.period_start)]
+        counted_with = following[(meter, part.period_start)]
         out.append(HeldJump(part.unit, part.period_start, counted_with, Decimal(str(part.tce))))
     return out
 

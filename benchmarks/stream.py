@@ -43,6 +43,7 @@ from pydantic import SecretStr
 
 from benchmarks.ingest import free_port
 from benchmarks.simulation import benchmark_fleet
+from contracts.partition_keys import unit_key
 from energywatch.kafka_topics import delete_topics, ensure_topics
 from energywatch.service_process import ServiceProcess
 from energywatch.settings import Settings
@@ -88,7 +89,7 @@ def _readings(units: int, count: int, offset_intervals: int = 0) -> list[tuple[b
     out: list[tuple[bytes, bytes]] = []
     for record in Simulation(plan).records():
         if record.channel.value == "readings":
-            out.append((record.key.encode(), record.payload))
+            out.append((unit_key(record.payload, record.key), record.payload))
             if len(out) == count:
                 break
     return out

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from contracts.partition_keys import unit_key
 from energywatch.settings import Settings
 from ingest.hj212_core import CHANNEL, FrameOutcome, handle_frame, mask_password
 from ingest.metrics import IngestMetrics
@@ -149,7 +150,7 @@ class Hj212Gateway:
             await self._publisher.publish(
                 CHANNEL,
                 self._settings.voc_topic,
-                [(outcome.device.encode(), outcome.sample_json)],
+                [(unit_key(outcome.sample_json, outcome.device), outcome.sample_json)],
                 headers=[(RAW_HEADER, outcome.masked_raw)],
             )
         if outcome.rejection is not None:

@@ -230,7 +230,8 @@ def create_http_app(
         if isinstance(checked, Rejection):
             return checked
         reading = checked.reading
-        return (reading.meter_id.encode(), encode_reading(reading)), checked.warnings
+        # keyed by unit: all of a unit's readings on one partition (contracts.partition_keys)
+        return (reading.enterprise_code.encode(), encode_reading(reading)), checked.warnings
 
     def report_outcome(item: Any, enterprise: EnterpriseEntry, now: datetime) -> Outcome:
         checked = check_report(item, enterprise_code=enterprise.code, now=now)

@@ -285,7 +285,7 @@ class MqttGateway:
         assert self._publisher is not None, "run() builds the publisher first"
         received = self._metrics.received.labels(channel=CHANNEL)
         received.inc(len(upload.items) if upload.refused is None else 1)
-        messages = [(r.meter_id.encode(), encode_reading(r)) for r in upload.readings]
+        messages = [(r.enterprise_code.encode(), encode_reading(r)) for r in upload.readings]
         await self._publisher.publish(CHANNEL, self._readings_topic, messages)
         for rejection, raw in upload.dead_letters():
             self._metrics.rejected.labels(channel=CHANNEL, kind=rejection.kind).inc()

@@ -28,6 +28,7 @@ from pydantic import SecretStr
 
 from benchmarks.background_load import BackgroundLoad, LoadPlan
 from benchmarks.simulation import benchmark_fleet
+from contracts.partition_keys import unit_key
 from energywatch.kafka_topics import delete_topics, ensure_topics
 from energywatch.service_process import ServiceProcess
 from energywatch.settings import Settings
@@ -208,7 +209,9 @@ class Soak:
         try:
             for record in itertools.islice(self._readings(start), count):
                 producer.send(
-                    self.settings.readings_topic, key=record.key.encode(), value=record.payload
+                    self.settings.readings_topic,
+                    key=unit_key(record.payload, record.key),
+                    value=record.payload,
                 )
             producer.flush()
         finally:

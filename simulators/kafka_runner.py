@@ -1,5 +1,5 @@
-"""Sends simulated readings to the readings topic, keyed by meter so a meter's readings stay
-in order on one partition."""
+"""Sends simulated readings to the readings topic, keyed by unit (``contracts.partition_keys``)
+so a unit's readings, and so each meter's, stay in order on one partition."""
 
 from collections.abc import Callable, Iterable
 
@@ -26,7 +26,9 @@ def produce_readings(
     sent = 0
     try:
         for reading in readings:
-            producer.send(topic, key=reading.meter_id.encode(), value=encode_reading(reading))
+            producer.send(
+                topic, key=reading.enterprise_code.encode(), value=encode_reading(reading)
+            )
             sent += 1
             if sent % 1000 == 0:
                 on_sent(sent)

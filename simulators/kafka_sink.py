@@ -1,4 +1,5 @@
-"""Sends simulator records to Kafka: one topic per channel, keyed by meter or device.
+"""Sends simulator records to Kafka: one topic per channel, keyed by unit
+(``contracts.partition_keys``).
 
 The payload goes unchanged, so event time travels inside it; the record's original emit time
 travels in the ``ew-emit-at`` header. The broker's own timestamp stays "now", so replaying an
@@ -10,6 +11,7 @@ from types import TracebackType
 
 from kafka import KafkaProducer
 
+from contracts.partition_keys import unit_key
 from simulators.records import Channel, SimRecord
 
 EMIT_AT_HEADER = "ew-emit-at"
@@ -34,7 +36,7 @@ class KafkaRecordSink:
             raise ValueError(f"no topic configured for channel {record.channel}")
         self._producer.send(
             topic,
-            key=record.key.encode(),
+            key=unit_key(record.payload, record.key),
             value=record.payload,
             headers=[(EMIT_AT_HEADER, record.emit_at.isoformat().encode())],
         )

@@ -7,7 +7,8 @@ One record per line, in emission order, fields in this order::
 
 * ``emit_at``: when the device sent it (UTC, ISO 8601); replay paces by it.
 * ``channel``: ``readings`` | ``production`` | ``voc``; each maps to one Kafka topic.
-* ``key``: the Kafka key, the meter or device id (keeps a meter's records on one partition).
+* ``key``: the meter or device id (faults target it). The Kafka key is the unit the payload
+  names (``contracts.partition_keys.unit_key``), so replays keep each unit on one partition.
 * ``payload``: the wire contract's JSON (``contracts/``) exactly as produced, or
   ``payload_b64`` for bytes a fault corrupted on purpose, which are not JSON.
 

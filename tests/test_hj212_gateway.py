@@ -83,6 +83,7 @@ def test_a_device_uploads_minute_data_gets_each_9014_and_the_samples_arrive_in_k
     samples = [decode_voc_sample(r.value) for r in records]
     assert [s.data_time for s in samples] == [decode_frame(p).data_time for p in packets]
     assert {s.monitor_id for s in samples} == {MONITOR.monitor_id}
+    assert {r.key for r in records} == {s.enterprise_code.encode() for s in samples}  # by unit
     raw = dict(records[0].headers)[RAW_HEADER]
     assert PASSWORD.encode() not in raw
     assert raw.replace(b"*" * len(PASSWORD), PASSWORD.encode()) == packets[0]

@@ -120,8 +120,10 @@ def test_each_item_is_answered_good_ones_reach_kafka_and_bad_ones_the_dead_lette
         "wrong_schema",
     ]
     assert (body["accepted"], body["rejected"]) == (2, 3)
-    stored = [decode_reading(r.value) for r in read_topic(settings, settings.readings_topic, 2)]
+    records = read_topic(settings, settings.readings_topic, 2)
+    stored = [decode_reading(r.value) for r in records]
     assert {r.meter_id for r in stored} == {electricity, STEEL.meter(EnergyType.COKE).meter_id}
+    assert {r.key for r in records} == {STEEL.code.encode()}  # partitioned by unit
     assert all(r.source == "https" for r in stored)
     letters = [
         decode_dead_letter(r.value) for r in read_topic(settings, settings.dead_letter_topic, 3)

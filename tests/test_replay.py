@@ -6,6 +6,7 @@ from collections import defaultdict
 import pytest
 from typer.testing import CliRunner
 
+from contracts.partition_keys import unit_key
 from energywatch.cli import app
 from simulators.kafka_sink import EMIT_AT_HEADER
 from simulators.record_file import read_records
@@ -48,17 +49,22 @@ def test_replaying_a_scenario_file_into_kafka_keeps_every_meters_order_and_event
 
     arrived = read_topic(settings, settings.readings_topic, len(records), timeout_s=60)
     assert len(arrived) == len(records)
-    sent_by_meter: dict[str, list[bytes]] = defaultdict(list)
+    sent_by_key: dict[bytes, list[bytes]] = defaultdict(list)
     for record in records:
-        sent_by_meter[record.key].append(record.payload)
-    got_by_meter: dict[str, list[bytes]] = defaultdict(list)
+        sent_by_key[unit_key(record.payload, record.key)].append(record.payload)
+    got_by_key: dict[bytes, list[bytes]] = defaultdict(list)
     for message in arrived:
-        got_by_meter[message.key.decode()].append(message.value)
+        got_by_key[message.key].append(message.value)
         emit_at = dict(message.headers)[EMIT_AT_HEADER].decode()
         assert emit_at.startswith("2026-03-0")
-    assert got_by_meter == sent_by_meter  # same bytes, same order, meter by meter
+    assert got_by_key == sent_by_key  # same bytes, same order, unit by unit
+    units = {
+        json.loads(p)["enterprise_code"].encode() for r in records if (p := r.payload)[:1] == b"{"
+    }
+    assert units <= set(got_by_key)  # keyed by unit, not by meter
     # event time is inside the untouched payloads; late and out-of-order ones stay so
-    first_payload = next(p for p in got_by_meter[records[0].key] if not p.startswith(b"\x00"))
+    first_key = unit_key(records[0].payload, records[0].key)
+    first_payload = next(p for p in got_by_key[first_key] if not p.startswith(b"\x00"))
     assert json.loads(first_payload)["period_start"].startswith("2026-03-0")
 
 

@@ -51,8 +51,8 @@ def with_load_step(records, meter: str, from_index: int, factor: float):
     ``from_index``-th reading on, its register moving with it (a real load step)."""
     out, seen, extra = [], 0, 0.0
     for key, value in records:
-        if key.decode() == meter:
-            fields = json.loads(value)  # consumption_<unit> and counter_<unit>, as sent
+        fields = json.loads(value)  # consumption_<unit> and counter_<unit>, as sent
+        if fields["meter_id"] == meter:
             used = next(f for f in fields if f.startswith("consumption_"))
             counter = next(f for f in fields if f.startswith("counter_"))
             if seen >= from_index:
@@ -80,7 +80,7 @@ def test_a_held_load_step_is_the_one_difference_allowed_and_only_as_a_move():
     """EnergyWatch holds a real load step's first reading and counts it with the next one; the
     peers count it where it came. Moving it makes the totals equal; not moving it does not."""
     records = _readings(5, 400)  # 16 readings a meter
-    meter = next(k.decode() for k, _ in records if k.decode().endswith("-EL01"))
+    meter = next(m for m in (json.loads(v)["meter_id"] for _, v in records) if m.endswith("-EL01"))
     records = with_load_step(records, meter, from_index=10, factor=30)
     rows = asyncio.run(_accounted_rows(5, records))
     to_tce = ReadingTce()

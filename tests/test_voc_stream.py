@@ -283,12 +283,12 @@ def test_the_worker_stores_voc_hours_and_dead_letters_bad_records(pipeline_setti
     producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
     for sample in samples[:30]:
         producer.send(
-            settings.voc_topic, key=sample.monitor_id.encode(), value=encode_voc_sample(sample)
+            settings.voc_topic, key=sample.enterprise_code.encode(), value=encode_voc_sample(sample)
         )
     producer.send(settings.voc_topic, key=b"YCVOC0001", value=bad)
     for sample in samples[30:]:
         producer.send(
-            settings.voc_topic, key=sample.monitor_id.encode(), value=encode_voc_sample(sample)
+            settings.voc_topic, key=sample.enterprise_code.encode(), value=encode_voc_sample(sample)
         )
     producer.flush()
     producer.close()

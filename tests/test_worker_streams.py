@@ -57,9 +57,13 @@ def test_split_workers_store_each_stream_once_and_voc_does_not_wait_for_readings
     samples = hour_of_minutes(DAY)
     producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
     for r in readings:
-        producer.send(settings.readings_topic, key=r.meter_id.encode(), value=encode_reading(r))
+        producer.send(
+            settings.readings_topic, key=r.enterprise_code.encode(), value=encode_reading(r)
+        )
     for s in samples:
-        producer.send(settings.voc_topic, key=s.monitor_id.encode(), value=encode_voc_sample(s))
+        producer.send(
+            settings.voc_topic, key=s.enterprise_code.encode(), value=encode_voc_sample(s)
+        )
     producer.flush()
     producer.close()
 
