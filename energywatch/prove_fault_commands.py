@@ -111,7 +111,7 @@ def soak(
     minutes: Annotated[float, typer.Option(min=0.5, help="How long the load is held")] = 10.0,
     rate: Annotated[
         float | None,
-        typer.Option(min=1, help="Readings/s (default: 80% of the rate the worker sustains)"),
+        typer.Option(min=1, help="Readings/s (default: 60% of the rate the worker sustains)"),
     ] = None,
     units: Annotated[int, typer.Option(min=1, help="Key units in the simulated fleet")] = 500,
     sample_seconds: Annotated[float, typer.Option(min=1, help="Seconds between samples")] = 5.0,
