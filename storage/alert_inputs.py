@@ -466,6 +466,17 @@ ORDER BY m.monitor_id
 """
 
 
+_MONITORS_MINUTE_BEFORE = """
+SELECT m.monitor_id, r.enterprise_code, r.data_time, r.interval_seconds
+FROM unnest(%(monitors)s::text[], %(since)s::timestamptz[]) AS m(monitor_id, since)
+CROSS JOIN LATERAL (
+    SELECT enterprise_code, data_time, interval_seconds FROM voc_samples
+    WHERE monitor_id = m.monitor_id AND interval_seconds = 60 AND data_time < m.since
+    ORDER BY data_time DESC LIMIT 1) r
+ORDER BY m.monitor_id
+"""
+
+
 def _heard_params(key: str, since: Mapping[str, datetime | None]) -> dict[str, Any]:
     devices = sorted(since)
     floor = datetime(1970, 1, 1, tzinfo=UTC)
@@ -505,6 +516,14 @@ async def meters_first_heard(
     """Each meter's oldest reading at or after ``since[meter]``, if any: where its data
     resumed after a silence."""
     return await _heard(conn, _METERS_FIRST_HEARD, "meters", since)
+
+
+async def monitors_minute_before(
+    conn: psycopg.AsyncConnection[TupleRow], before: Mapping[str, datetime]
+) -> list[LastHeard]:
+    """Each VOC monitor's newest minute sample before ``before[monitor]``, if any: where its
+    data stood when the data from ``before`` on came."""
+    return await _heard(conn, _MONITORS_MINUTE_BEFORE, "monitors", before)
 
 
 async def monitors_first_heard(

@@ -315,6 +315,41 @@ def test_a_single_reading_above_30_and_an_hourly_average_above_10_fire_critical(
     assert met(during) == [("voc-single.a24088", f"{MONITOR}.{NMHC}", Severity.CRITICAL, 31.5)]
 
 
+@services
+@pytest.mark.parametrize("data_clock", [False, True])
+def test_the_hour_a_monitor_fell_silent_in_is_judged_when_its_data_resumes(
+    database_settings, data_clock
+):
+    #   10:00 CST ---- 11:00      (silent)      13:00 -- 13:10
+    #   an hour at 12 mg/m³, judged neither while it lasts nor before data resumes at 13:00
+    hour = cst(2026, 3, 2, 10)
+    resumed = cst(2026, 3, 2, 13)
+    before = [minute(hour + timedelta(minutes=m), 12.0) for m in range(60)]
+    after = [minute(resumed + timedelta(minutes=m), 2.0) for m in range(10)]
+
+    async def scenario():
+        async with await connect(database_settings) as conn:
+            inputs = RuleInputs(context(data_clock=data_clock))
+            async with conn.cursor() as cur:
+                await store_voc_samples(cur, before)
+            await conn.commit()
+            during = await inputs.on_dirty(
+                conn, [Dirty(CEMENT, "voc", hour)], hour + timedelta(minutes=59, seconds=30)
+            )
+            async with conn.cursor() as cur:
+                await store_voc_samples(cur, after)
+            await conn.commit()
+            later = await inputs.on_dirty(
+                conn, [Dirty(CEMENT, "voc", resumed)], resumed + timedelta(minutes=10)
+            )
+            return during, later
+
+    during, later = run(scenario)
+    assert [c for c in during if c.rule_id.startswith("voc-hourly")] == []
+    hourly = [(c.at, c.met, c.value) for c in later if c.rule_id == "voc-hourly.a24088"]
+    assert (cst(2026, 3, 2, 11), True, pytest.approx(12.0)) in hourly
+
+
 # -- budgets ----------------------------------------------------------------------------------
 
 

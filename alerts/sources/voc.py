@@ -1,6 +1,7 @@
 """VOC limits over stored data: each limited pollutant's single readings (minute samples) from
 the change on, and the hourly averages (``voc_hourly``, valid by the 75% rule) of the hours
-from the one before the change's, once they are over. The subject names the monitor and the
+from the one before the change's, once they are over (from the hour of the monitor's last
+minute before the change, when its data resumes after a silence of an hour or more). The subject names the monitor and the
 pollutant (``YCVOC0001.a24088``), the rule id the kind and the pollutant."""
 
 from collections.abc import Iterable, Mapping
@@ -16,7 +17,12 @@ from alerts.rules.voc_limits import evaluate_voc
 from alerts.sources.context import Lookup
 from alerts.sources.periods import previous_start
 from contracts.voc import DataFlag, PollutantValue, VocSample
-from storage.alert_inputs import VocValue, voc_hourly_values, voc_minute_values
+from storage.alert_inputs import (
+    VocValue,
+    monitors_minute_before,
+    voc_hourly_values,
+    voc_minute_values,
+)
 from stream.windows import WindowSize, window_start
 
 _HOUR = timedelta(hours=1)
@@ -77,6 +83,12 @@ async def judge_voc(
         return []
     pollutants = lookup.limited_pollutants
     hours = {mn: previous_start(first, WindowSize.HOUR) for mn, first in minutes.items()}
+    # an hour the monitor fell silent in was not over when its last minutes came, and the
+    # data that ends the silence starts an hour or more later: judge from that hour
+    for before in await monitors_minute_before(conn, minutes):
+        hours[before.device] = min(
+            hours[before.device], window_start(before.period_start, WindowSize.HOUR)
+        )
     last_hour = window_start(now, WindowSize.HOUR) - _HOUR  # the last hour that is over
     samples = _samples(await voc_minute_values(conn, minutes, pollutants), 60)
     hourly = _samples(await voc_hourly_values(conn, hours, last_hour, pollutants), 3600)
