@@ -1,8 +1,9 @@
 """VOC limits over stored data: each limited pollutant's single readings (minute samples) from
 the change on, and the hourly averages (``voc_hourly``, valid by the 75% rule) of the hours
 from the one before the change's, once they are over (from the hour of the monitor's last
-minute before the change, when its data resumes after a silence of an hour or more). The subject names the monitor and the
-pollutant (``YCVOC0001.a24088``), the rule id the kind and the pollutant."""
+minute before the change, when its data resumes after a silence of an hour or more). The
+subject names the monitor and the pollutant (``YCVOC0001.a24088``), the rule id the kind and
+the pollutant."""
 
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
