@@ -13,11 +13,12 @@ import heapq
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import cast
 
 from contracts.identifiers import CHINA_STANDARD_TIME
-from contracts.production import encode_production_report
+from contracts.production import EnergyTotalReport, encode_production_report
+from contracts.readings import READING_MODELS, EnergyType
 from contracts.voc import VocSample, encode_voc_sample
 from simulators.emission import EmissionQueue
 from simulators.energy import EnergyModel
@@ -30,6 +31,33 @@ from simulators.voc import VocMonitorProfile, voc_samples
 #: How long after a period's end the enterprise's system uploads the day or month report.
 REPORT_DELAY = timedelta(hours=1)
 _FOREVER_MINUTES = 60 * 24 * 366 * 20
+
+
+def energy_totals(
+    enterprise: Enterprise, month_start: datetime, month_use: dict[str, float], whole: bool
+) -> list[EnergyTotalReport]:
+    """The unit's monthly figure for each energy type it meters, from its meters' true
+    consumption (``month_use``, which this resets); none for a month the simulation did not
+    see ``whole``: a figure for part of a month would read as a deviation."""
+    by_type: dict[EnergyType, float] = {}
+    for meter in enterprise.meters:
+        used = month_use[meter.meter_id]
+        month_use[meter.meter_id] = 0.0
+        by_type[meter.energy_type] = by_type.get(meter.energy_type, 0.0) + used
+    if not whole:
+        return []
+    return [
+        EnergyTotalReport.model_validate(
+            {
+                "enterprise_code": enterprise.code,
+                "energy_type": energy_type,
+                "period": "month",
+                "period_start": month_start.astimezone(UTC),
+                f"consumption_{READING_MODELS[energy_type].physical_unit.lower()}": round(used, 3),
+            }
+        )
+        for energy_type, used in sorted(by_type.items())
+    ]
 
 
 def _emit_time(record: SimRecord) -> datetime:
@@ -80,6 +108,13 @@ class Simulation:
         by_code = {e.code: e for e in fleet.enterprises}
         day_tce = dict.fromkeys(by_code, 0.0)
         month_tce = dict.fromkeys(by_code, 0.0)
+        # each meter's true consumption this month: the unit's own monthly figure (its bills,
+        # its ledger) counts what was used, whatever the meter failed to deliver
+        month_use = dict.fromkeys((m.meter_id for e in fleet.enterprises for m in e.meters), 0.0)
+        # a counter-only meter's use is its register's advance; its first interval has no
+        # earlier register, for the unit's books as for the meter's readers
+        registers: dict[str, float] = {}
+        reports_on = plan.production_reports
         voc = [self._voc_stream(monitor) for monitor in plan.voc_monitors]
         pending_voc: list[VocSample | None] = [next(stream, None) for stream in voc]
         readings = Channel.READINGS
@@ -110,6 +145,15 @@ class Simulation:
             emit_times = [interval_end + offset for offset in distinct]
             for samples, baseline_tce in units:
                 day_tce[samples[0].enterprise_code] += baseline_tce
+                if reports_on:
+                    for sample in samples:
+                        used = sample.consumption
+                        if used is None and sample.counter is not None:
+                            before = registers.get(sample.meter_id, sample.counter)
+                            registers[sample.meter_id] = sample.counter
+                            used = sample.counter - before
+                        if used is not None:
+                            month_use[sample.meter_id] += used
                 for sample in samples:
                     meter_id = sample.meter_id
                     if meter_id in faulty:
@@ -143,8 +187,8 @@ class Simulation:
                     self._push_voc(queue, minute)
                     minute = next(stream, None)
                 pending_voc[index] = minute
-            if plan.production_reports:
-                self._reports(queue, by_code, day_tce, month_tce, interval_end)
+            if reports_on:
+                self._reports(queue, by_code, day_tce, month_tce, month_use, interval_end)
             # last interval's on-time records are all due by now (uploads take < 1 interval)
             queued = list(queue.release_until(interval_end))
             if queued:
@@ -185,10 +229,11 @@ class Simulation:
         by_code: dict[str, Enterprise],
         day_tce: dict[str, float],
         month_tce: dict[str, float],
+        month_use: dict[str, float],
         interval_end: datetime,
     ) -> None:
         """At a China-local midnight: each unit's daily product output; on the 1st, last
-        month's output value."""
+        month's output value and, for a month the simulation saw whole, its energy totals."""
         local_end = interval_end.astimezone(CHINA_STANDARD_TIME)
         if local_end.hour or local_end.minute:
             return
@@ -223,3 +268,15 @@ class Simulation:
                     )
                 )
                 month_tce[code] = 0.0
+                whole = month_start >= self.plan.start.astimezone(CHINA_STANDARD_TIME)
+                for total in energy_totals(enterprise, month_start, month_use, whole):
+                    queue.push(
+                        (
+                            SimRecord(
+                                interval_end + REPORT_DELAY,
+                                Channel.PRODUCTION,
+                                code,
+                                encode_production_report(total),
+                            ),
+                        )
+                    )
