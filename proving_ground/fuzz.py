@@ -42,6 +42,7 @@ from typing import Any, Final
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from benchmarks.ingest import free_port
 from contracts.dead_letters import decode_dead_letter
 from energywatch.kafka_topics import delete_topics, ensure_topics
 from energywatch.service_process import ServiceProcess
@@ -280,27 +281,15 @@ class World:
         return path
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def isolated(settings: Settings, run: str) -> Settings:
     """The stack's settings on topics of this run's own, with free gateway and metrics ports."""
-    return settings.model_copy(
-        update={
-            "readings_topic": f"ew-prove-{run}.readings",
-            "alerts_topic": f"ew-prove-{run}.alerts",
-            "dead_letter_topic": f"ew-prove-{run}.dead-letters",
-            "production_topic": f"ew-prove-{run}.production",
-            "voc_topic": f"ew-prove-{run}.voc",
-            "hj212_port": free_port(),
-            "http_port": free_port(),
-            "ingest_metrics_port": free_port(),
-            "mqtt_topic_prefix": f"ew-prove-{run}",
-            "prometheus_targets_dir": None,
-        }
+    return settings.named_pipeline(
+        f"ew-prove-{run}",
+        hj212_port=free_port(),
+        http_port=free_port(),
+        ingest_metrics_port=free_port(),
+        mqtt_topic_prefix=f"ew-prove-{run}",
+        prometheus_targets_dir=None,
     )
 
 

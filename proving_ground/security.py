@@ -661,8 +661,9 @@ CLIENT_HOSTS: Final = {"smtp_host": "the mail server the notifier sends through"
 
 
 def check_bind_addresses(settings: Settings, logs: Path, progress: Progress) -> list[Finding]:
+    from benchmarks.ingest import free_port
     from energywatch.service_process import ServiceProcess
-    from proving_ground.fuzz import World, free_port
+    from proving_ground.fuzz import World
 
     findings = []
     for name, info in Settings.model_fields.items():
