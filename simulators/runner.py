@@ -17,7 +17,11 @@ from datetime import UTC, datetime, timedelta
 from typing import cast
 
 from contracts.identifiers import CHINA_STANDARD_TIME
-from contracts.production import EnergyTotalReport, encode_production_report
+from contracts.production import (
+    AnyProductionReport,
+    EnergyTotalReport,
+    encode_production_report,
+)
 from contracts.readings import READING_MODELS, EnergyType
 from contracts.voc import VocSample, encode_voc_sample
 from simulators.emission import EmissionQueue
@@ -238,45 +242,23 @@ class Simulation:
         if local_end.hour or local_end.minute:
             return
         day_start = local_end - timedelta(days=1)
+        sent_at = interval_end + REPORT_DELAY
         for code, enterprise in by_code.items():
-            for report in self.plan.energy.production_reports(enterprise, day_start, day_tce[code]):
-                queue.push(
-                    (
-                        SimRecord(
-                            interval_end + REPORT_DELAY,
-                            Channel.PRODUCTION,
-                            code,
-                            encode_production_report(report),
-                        ),
-                    )
-                )
+            reports: list[AnyProductionReport] = [
+                *self.plan.energy.production_reports(enterprise, day_start, day_tce[code])
+            ]
             month_tce[code] += day_tce[code]
             day_tce[code] = 0.0
             if local_end.day == 1:
                 month_start = day_start.replace(day=1)
-                report_value = self.plan.energy.output_value(
-                    enterprise, month_start, month_tce[code]
-                )
-                queue.push(
-                    (
-                        SimRecord(
-                            interval_end + REPORT_DELAY,
-                            Channel.PRODUCTION,
-                            code,
-                            encode_production_report(report_value),
-                        ),
-                    )
+                reports.append(
+                    self.plan.energy.output_value(enterprise, month_start, month_tce[code])
                 )
                 month_tce[code] = 0.0
                 whole = month_start >= self.plan.start.astimezone(CHINA_STANDARD_TIME)
-                for total in energy_totals(enterprise, month_start, month_use, whole):
-                    queue.push(
-                        (
-                            SimRecord(
-                                interval_end + REPORT_DELAY,
-                                Channel.PRODUCTION,
-                                code,
-                                encode_production_report(total),
-                            ),
-                        )
-                    )
+                reports += energy_totals(enterprise, month_start, month_use, whole)
+            for report in reports:
+                record = SimRecord(
+                    sent_at, Channel.PRODUCTION, code, encode_production_report(report)
+                )
+                queue.push((record,))
