@@ -7,7 +7,7 @@ interval (1 s by default).
 """
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 
@@ -26,26 +26,31 @@ class GroupPosition:
 
 
 class OffsetProbe:
-    """Reads a group's position in ``topics``; reuse it for repeated reads (``close`` at end)."""
+    """Reads consumer groups' position in their topics, summed (``groups``: each group and
+    the topics it consumes; a worker's readings and its Faust agents have a group each);
+    reuse it for repeated reads (``close`` at end)."""
 
     def __init__(
-        self, bootstrap: str, group: str, topics: Sequence[str], timeout_s: float = 5.0
+        self, bootstrap: str, groups: Mapping[str, Sequence[str]], timeout_s: float = 5.0
     ) -> None:
         self._bootstrap = bootstrap
-        self._group = group
-        self._topics = list(topics)
+        self._groups = {group: list(topics) for group, topics in groups.items()}
         self._timeout_ms = int(timeout_s * 1000)
         self._admin: KafkaAdminClient | None = None
         self._consumer: KafkaConsumer | None = None
-        self._partitions: list[TopicPartition] = []
+        self._partitions: dict[str, list[TopicPartition]] = {}
 
     def position(self) -> GroupPosition:
-        """The group's position now; raises a kafka-python error when the broker is away."""
+        """The groups' position now; raises a kafka-python error when the broker is away."""
         admin, consumer = self._clients()
-        ends = consumer.end_offsets(self._partitions)
-        found = admin.list_group_offsets({self._group: self._partitions})
-        committed = found.get(self._group, {})
-        done = sum(max(0, meta.offset) for meta in committed.values() if meta is not None)
+        ends = consumer.end_offsets([tp for tps in self._partitions.values() for tp in tps])
+        found = admin.list_group_offsets(self._partitions)
+        done = sum(
+            max(0, meta.offset)
+            for committed in found.values()
+            for meta in committed.values()
+            if meta is not None
+        )
         return GroupPosition(committed=done, end=sum(ends.values()))
 
     def try_position(self) -> GroupPosition | None:
@@ -69,11 +74,15 @@ class OffsetProbe:
                 request_timeout_ms=max(self._timeout_ms, 11_000),
                 enable_auto_commit=False,
             )
-            self._partitions = [
-                TopicPartition(topic, p)
-                for topic in self._topics
-                for p in sorted(self._consumer.partitions_for_topic(topic) or ())
-            ]
+            consumer = self._consumer
+            self._partitions = {
+                group: [
+                    TopicPartition(topic, p)
+                    for topic in topics
+                    for p in sorted(consumer.partitions_for_topic(topic) or ())
+                ]
+                for group, topics in self._groups.items()
+            }
         return self._admin, self._consumer
 
     def close(self) -> None:

@@ -40,6 +40,7 @@ from simulators.runner import Simulation
 from simulators.scenario import Scenario, load_scenario
 from storage.scratch_databases import drop_database, recreate_database
 from storage.stream_state import records_made_durable
+from stream.app import worker_groups
 
 COMMANDS: Final = {
     "worker": ["worker"],
@@ -333,14 +334,8 @@ class ReplayRun:
             time.sleep(0.1)
 
     def worker_position(self) -> GroupPosition | None:
-        with OffsetProbe(
-            self.settings.kafka_bootstrap, self.settings.worker_app_id, self._inputs()
-        ) as probe:
+        with OffsetProbe(self.settings.kafka_bootstrap, worker_groups(self.settings)) as probe:
             return probe.try_position()
-
-    def _inputs(self) -> list[str]:
-        s = self.settings
-        return [s.readings_topic, s.voc_topic, s.production_topic]
 
     def readings_progress(self) -> int | None:
         """Readings made durable so far (the worker's stored offsets), or None when the
@@ -369,13 +364,10 @@ class ReplayRun:
         quiet_since = time.monotonic()
         why = "not started"
         with (
-            OffsetProbe(
-                self.settings.kafka_bootstrap, self.settings.worker_app_id, self._inputs()
-            ) as worker,
+            OffsetProbe(self.settings.kafka_bootstrap, worker_groups(self.settings)) as worker,
             OffsetProbe(
                 self.settings.kafka_bootstrap,
-                self.settings.notifier_group_id,
-                [self.settings.alerts_topic],
+                {self.settings.notifier_group_id: [self.settings.alerts_topic]},
             ) as notifier,
         ):
             while time.monotonic() < deadline:

@@ -261,8 +261,7 @@ class Soak:
         try:
             with OffsetProbe(
                 self.settings.kafka_bootstrap,
-                self.settings.worker_app_id,
-                [self.settings.readings_topic],
+                {self.settings.worker_app_id: [self.settings.readings_topic]},
             ) as probe:
                 began = time.monotonic()
                 next_at = began

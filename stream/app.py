@@ -1,17 +1,25 @@
-"""The readings worker: a Faust app built by ``create_app(settings)``.
+"""The stream worker: a Faust app built by ``create_app(settings)``.
 
-The readings agent is a thin adapter around ``stream.ledger_writer.LedgerWriter`` (which wraps
-the pure core, ``stream.accounting``):
+Readings, the heavy stream, are taken from Kafka in whole fetches by
+``stream.readings_consumer.BatchConsumer`` (hosted by the Faust app, outside Faust's per-event
+stream) and made durable by ``stream.ledger_writer.LedgerWriter`` (which wraps the pure core,
+``stream.accounting``):
 
-    take up to N raw records (no auto-ack)
+    take what Kafka has fetched, up to N records
       -> one DB transaction: skip what is already done, account the rest (counters, standard
          coal, watermarks), store ledger rows, add rollups, mark the touched units for the
          alert evaluator (NOTIFY on commit), send dead letters (awaited), save progress
-      -> ack the records: Faust commits offsets only up to acknowledged records
+      -> commit the offsets to Kafka
 
-A crash anywhere before the commit re-delivers the batch, which then runs as if for the first
-time; after the commit, the redelivered records are skipped by offset. Other agents (VOC
-samples, production reports) follow the same pattern.
+A crash anywhere before the transaction's commit re-delivers the batch, which then runs as if
+for the first time; after it, the redelivered records are skipped by offset. VOC samples and
+production reports, far fewer, are Faust agents (``stream.voc_agent``,
+``stream.production_agent``) that follow the same pattern with Faust's acknowledgements.
+
+Consumer groups: the readings' is ``worker_app_id`` (which also keys their progress in the
+database); the Faust agents' is ``faust_group`` (``<worker_app_id>-voc-production`` for a
+worker with every stream), so a split deployment and a single worker share partitions the
+same way.
 """
 
 import logging
@@ -21,6 +29,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 import faust
+from aiokafka import ConsumerRecord
+from faust.app.base import BootStrategy
 from prometheus_client import CollectorRegistry
 
 from contracts.dead_letters import DeadLetter
@@ -29,16 +39,12 @@ from plans.coal_factors import CoalFactors
 from plans.register import Register, load_register
 from storage.policies import PolicyConfig
 from stream.accounting import Accountant, AccountingConfig
-from stream.agents import (
-    add_batch_agent,
-    close_on_shutdown,
-    raw_records,
-    send_dead_letters,
-)
+from stream.agents import send_dead_letters
 from stream.lag_monitor import ConsumerLagMonitor
 from stream.ledger_writer import LedgerWriter
 from stream.metrics import WorkerMetrics
 from stream.production_agent import add_production_agent
+from stream.readings_consumer import BatchConsumer, produced_at, raw_record
 from stream.sink import TimescaleSink
 from stream.standard_coal import StandardCoal
 from stream.voc_agent import add_voc_agent
@@ -57,19 +63,37 @@ STREAMS: Final = ("readings", "voc", "production")
 
 
 def app_id(settings: Settings, streams: Collection[str] = STREAMS) -> str:
-    """The Faust app (Kafka consumer group) of a worker running ``streams``.
-
-    A worker with every stream is ``worker_app_id``. A worker with some of them gets a group of
-    its own (``<worker_app_id>-voc-production``), so that VOC samples and production reports
-    can be consumed by a process that never waits behind a readings backlog. The readings'
-    progress in the database stays keyed by ``worker_app_id`` either way.
-    """
-    unknown = set(streams) - set(STREAMS)
-    if unknown or not streams:
-        raise ValueError(f"streams must be some of {', '.join(STREAMS)}; got {sorted(streams)}")
+    """The worker's name (its metrics target): ``worker_app_id`` for a worker with every
+    stream, ``<worker_app_id>-voc-production`` for one with some of them."""
+    _check(streams)
     if set(streams) == set(STREAMS):
         return settings.worker_app_id
     return "-".join([settings.worker_app_id, *(s for s in STREAMS if s in streams)])
+
+
+def faust_group(settings: Settings, streams: Collection[str] = STREAMS) -> str:
+    """The Faust app's id, which is its consumer group: named after the streams its agents
+    run (VOC samples, production reports), so a worker with every stream and a split
+    ``--stream voc --stream production`` worker share one group. Readings are not a Faust
+    agent: their group is ``worker_app_id`` (``stream.readings_consumer``)."""
+    _check(streams)
+    agents = [s for s in STREAMS if s in streams and s != "readings"]
+    return "-".join([settings.worker_app_id, *(agents or ["readings"])])
+
+
+def worker_groups(settings: Settings) -> dict[str, list[str]]:
+    """Each consumer group of the workers and the topics it consumes, for probes that read
+    the workers' progress from outside (``proving_ground.kafka_offsets.OffsetProbe``)."""
+    return {
+        settings.worker_app_id: [settings.readings_topic],
+        faust_group(settings): [settings.voc_topic, settings.production_topic],
+    }
+
+
+def _check(streams: Collection[str]) -> None:
+    unknown = set(streams) - set(STREAMS)
+    if unknown or not streams:
+        raise ValueError(f"streams must be some of {', '.join(STREAMS)}; got {sorted(streams)}")
 
 
 def faust_app(settings: Settings, name: str) -> faust.App:
@@ -107,20 +131,23 @@ def create_app(
     worker starts."""
     registry = registry or CollectorRegistry()
     metrics = WorkerMetrics.create(registry)
-    name = app_id(settings, streams)
-    app = faust_app(settings, name)
+    app = faust_app(settings, faust_group(settings, streams))
     if "readings" in streams:
-        _add_readings_agent(app, settings, metrics, clock)
+        _add_readings_consumer(app, settings, metrics, clock)
     if "voc" in streams:
         add_voc_agent(app, settings, registry)
     if "production" in streams:
         add_production_agent(app, settings, registry)
-    ConsumerLagMonitor(app, metrics.consumer_lag, settings.kafka_bootstrap).install()
+    if set(streams) == {"readings"}:
+        # no agents: Faust's own consumer would have nothing to subscribe to
+        app.boot_strategy = BootStrategy(app, enable_kafka_consumer=False)
+    else:
+        ConsumerLagMonitor(app, metrics.consumer_lag, settings.kafka_bootstrap).install()
     app.energywatch_metrics = metrics  # type: ignore[attr-defined]
     return app
 
 
-def _add_readings_agent(
+def _add_readings_consumer(
     app: faust.App, settings: Settings, metrics: WorkerMetrics, clock: Clock
 ) -> None:
     accountant = Accountant(
@@ -143,15 +170,14 @@ def _add_readings_agent(
             allowed_lateness=timedelta(seconds=settings.allowed_lateness_seconds),
         ),
     )
-    readings_topic = app.topic(settings.readings_topic)
     dead_letter_topic = app.topic(settings.dead_letter_topic)
 
     async def dead_letters(letters: Sequence[DeadLetter]) -> None:
         await send_dead_letters(dead_letter_topic, letters, metrics.dead_letters)
 
-    async def handle(events: Sequence[Any]) -> None:
+    async def handle(batch: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
         started = time.perf_counter()
-        records = raw_records(events)
+        records = [raw_record(r) for r in batch]
         metrics.records_consumed.inc(len(records))
         metrics.batch_size.observe(len(records))
         now = clock()
@@ -166,15 +192,25 @@ def _add_readings_agent(
         metrics.rollup_rows.inc(result.rollup_rows)
         metrics.units_marked_dirty.inc(result.dirty_units)
         committed_at = time.time()
-        for event in events:
-            produced_at = event.message.timestamp  # the producer's CreateTime, in seconds
-            if produced_at:
-                metrics.event_to_row_seconds.observe(max(0.0, committed_at - produced_at))
+        for record in batch:
+            sent = produced_at(record)
+            if sent is not None:
+                metrics.event_to_row_seconds.observe(max(0.0, committed_at - sent))
         metrics.batch_seconds.observe(time.perf_counter() - started)
 
-    add_batch_agent(app, readings_topic, "store-readings", settings, handle)
+    consumer = BatchConsumer(
+        settings, settings.readings_topic, settings.worker_app_id, handle, metrics.consumer_lag
+    )
 
-    close_on_shutdown(app, sink)
+    async def consume_readings() -> None:
+        await consumer.run()
+
+    async def stop_consuming(app: faust.App, **kwargs: Any) -> None:
+        await consumer.stop_and_wait(within_seconds=settings.worker_session_timeout_seconds)
+        await sink.close()
+
+    app.task(consume_readings)
+    app.on_before_shutdown.connect(stop_consuming)  # type: ignore[arg-type]
 
 
 def worker_register(settings: Settings) -> Register:

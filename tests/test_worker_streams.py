@@ -12,23 +12,39 @@ from contracts.readings import ElectricityReading, encode_reading
 from contracts.voc import encode_voc_sample
 from energywatch.kafka_topics import ensure_topics
 from energywatch.settings import Settings
-from stream.app import STREAMS, app_id
+from stream.app import STREAMS, app_id, faust_group, worker_groups
 from tests.conftest import free_port, wait_until
 from tests.pipeline import stored_count
 from tests.test_voc_stream import DAY, hour_of_minutes, hourly
 
 
-def test_a_worker_with_every_stream_keeps_the_configured_group():
+def test_a_worker_with_every_stream_keeps_the_configured_name():
     settings = Settings(worker_app_id="ew-worker")
     assert app_id(settings) == "ew-worker"
     assert app_id(settings, ("production", "voc", "readings")) == "ew-worker"
 
 
-def test_a_worker_with_some_streams_has_a_group_of_its_own_named_in_stream_order():
+def test_a_worker_with_some_streams_has_a_name_of_its_own_in_stream_order():
     settings = Settings(worker_app_id="ew-worker")
     assert app_id(settings, ("readings",)) == "ew-worker-readings"
     assert app_id(settings, ("production", "voc")) == "ew-worker-voc-production"
     assert len({app_id(settings, (s,)) for s in STREAMS}) == len(STREAMS)
+
+
+def test_the_faust_agents_share_one_group_whether_the_worker_is_split_or_not():
+    """Readings are consumed in the group the configured id names (their progress in the
+    database is keyed by it too); the Faust agents (VOC, production) in a group of their own,
+    the same for a worker with every stream and a ``--stream voc --stream production`` one,
+    so the two kinds of deployment share those partitions rather than each reading them all."""
+    settings = Settings(worker_app_id="ew-worker")
+    assert faust_group(settings) == "ew-worker-voc-production"
+    assert faust_group(settings, ("voc", "production")) == "ew-worker-voc-production"
+    assert faust_group(settings, ("readings",)) == "ew-worker-readings"
+    groups = worker_groups(settings)
+    assert groups == {
+        "ew-worker": [settings.readings_topic],
+        "ew-worker-voc-production": [settings.voc_topic, settings.production_topic],
+    }
 
 
 @pytest.mark.parametrize("streams", [(), ("meters",), ("voc", "alerts")])
