@@ -124,11 +124,11 @@ class PeriodEnergy:
     tce_counted: float
 
 
-_MONTHLY_TCE = """
+_PERIOD_TCE = """
 SELECT r.subject_kind, r.subject, r.period_start, r.tce_counted
 FROM unnest(%(kinds)s::text[], %(subjects)s::text[]) AS s(kind, subject)
 JOIN energy_rollups r ON r.subject_kind = s.kind AND r.subject = s.subject
-    AND r.energy_type = 'all' AND r.window_size = '1mo'
+    AND r.energy_type = 'all' AND r.window_size = %(window)s
 WHERE r.period_start >= %(start)s AND r.period_start < %(end)s
 ORDER BY r.subject_kind, r.subject, r.period_start
 """
@@ -142,15 +142,36 @@ async def monthly_tce(
 ) -> list[PeriodEnergy]:
     """The controlled total (``tce_counted`` of every energy type) of each (subject kind,
     subject) per China-local month, for months starting in ``[start, end)``."""
+    return await _period_tce(conn, subjects, "1mo", start, end)
+
+
+async def daily_tce(
+    conn: psycopg.AsyncConnection[TupleRow],
+    subjects: Sequence[tuple[str, str]],
+    start: datetime,
+    end: datetime,
+) -> list[PeriodEnergy]:
+    """As ``monthly_tce``, per China-local day, for days starting in ``[start, end)``."""
+    return await _period_tce(conn, subjects, "1d", start, end)
+
+
+async def _period_tce(
+    conn: psycopg.AsyncConnection[TupleRow],
+    subjects: Sequence[tuple[str, str]],
+    window: str,
+    start: datetime,
+    end: datetime,
+) -> list[PeriodEnergy]:
     if not subjects:
         return []
     pairs = sorted(set(subjects))
     rows = await _fetch(
         conn,
-        _MONTHLY_TCE,
+        _PERIOD_TCE,
         {
             "kinds": [kind for kind, _ in pairs],
             "subjects": [subject for _, subject in pairs],
+            "window": window,
             "start": start,
             "end": end,
         },
