@@ -87,10 +87,14 @@ async def save_counter_states(
 ) -> None:
     if not states:
         return
-    await cur.executemany(
-        "INSERT INTO meter_counter_state (meter_id, state) VALUES (%s, %s) "
+    # one statement for the batch (not one per meter): arrays of ids and states, in id order
+    # so that workers sharing meters would lock them in the same order
+    meters = sorted(states)
+    await cur.execute(
+        "INSERT INTO meter_counter_state (meter_id, state) "
+        "SELECT * FROM unnest(%s::text[], %s::jsonb[]) "
         "ON CONFLICT (meter_id) DO UPDATE SET state = excluded.state, updated_at = now()",
-        [(m, Jsonb(s)) for m, s in sorted(states.items())],
+        (meters, [Jsonb(states[m]) for m in meters]),
     )
 
 

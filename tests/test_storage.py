@@ -76,3 +76,25 @@ def test_the_timescaledb_edition_is_detected(database_settings):
     assert edition.license in {"apache", "timescale"}
     assert edition.has_tsl_features == (edition.license == "timescale")
     assert edition.version[0].isdigit()
+
+
+def test_counter_states_saved_in_one_statement_load_back_and_the_latest_wins(database_settings):
+    """A batch's meter states go in as one upsert of arrays; a later batch replaces them."""
+    from storage.stream_state import load_counter_states, save_counter_states
+
+    first = {"M-2": {"counter": 2.5, "recent": [1, 2]}, "M-1": {"counter": 1.0, "undo": None}}
+    later = {"M-2": {"counter": 3.5, "recent": [2, 3]}}
+
+    async def scenario():
+        conn = await _connect(database_settings)
+        async with conn:
+            await migrate(conn)
+            async with conn.transaction(), conn.cursor() as cur:
+                await save_counter_states(cur, first)
+            async with conn.transaction(), conn.cursor() as cur:
+                await save_counter_states(cur, later)
+                await save_counter_states(cur, {})
+            async with conn.cursor() as cur:
+                return await load_counter_states(cur, ["M-1", "M-2", "M-3"])
+
+    assert asyncio.run(scenario()) == {"M-1": first["M-1"], "M-2": later["M-2"]}
