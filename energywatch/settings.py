@@ -46,6 +46,13 @@ class Settings(BaseSettings):
         description="Faust's data directory (the worker keeps no tables in it; it must exist)",
     )
     worker_batch_size: int = Field(default=30000, ge=1)
+    worker_lanes: int = Field(
+        default=2,
+        ge=1,
+        le=16,
+        description="readings batches a worker makes durable at once, each on its own "
+        "partitions and database connection (one's accounting overlaps another's writes)",
+    )
     worker_batch_seconds: float = Field(default=0.5, gt=0)
     worker_commit_interval_seconds: float = Field(default=1.0, gt=0)
     worker_session_timeout_seconds: float = Field(

@@ -44,7 +44,7 @@ from stream.lag_monitor import ConsumerLagMonitor
 from stream.ledger_writer import LedgerWriter
 from stream.metrics import WorkerMetrics
 from stream.production_agent import add_production_agent
-from stream.readings_consumer import BatchConsumer, produced_at, raw_record
+from stream.readings_consumer import BatchConsumer, Handle, produced_at, raw_record
 from stream.sink import TimescaleSink
 from stream.standard_coal import StandardCoal
 from stream.voc_agent import add_voc_agent
@@ -158,48 +158,61 @@ def _add_readings_consumer(
             grace=timedelta(seconds=settings.watermark_grace_seconds),
         ),
     )
-    writer = LedgerWriter(accountant, consumer=settings.worker_app_id)
-    sink = TimescaleSink(
-        settings.database_url,
-        on_error=lambda exc: metrics.db_write_errors.inc(),
-        policies=PolicyConfig(
-            compress_after=timedelta(days=settings.compress_after_days),
-            raw_retention=None
-            if settings.raw_retention_days is None
-            else timedelta(days=settings.raw_retention_days),
-            allowed_lateness=timedelta(seconds=settings.allowed_lateness_seconds),
-        ),
-    )
     dead_letter_topic = app.topic(settings.dead_letter_topic)
+    policies = PolicyConfig(
+        compress_after=timedelta(days=settings.compress_after_days),
+        raw_retention=None
+        if settings.raw_retention_days is None
+        else timedelta(days=settings.raw_retention_days),
+        allowed_lateness=timedelta(seconds=settings.allowed_lateness_seconds),
+    )
 
     async def dead_letters(letters: Sequence[DeadLetter]) -> None:
         await send_dead_letters(dead_letter_topic, letters, metrics.dead_letters)
 
-    async def handle(batch: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
-        started = time.perf_counter()
-        records = [raw_record(r) for r in batch]
-        metrics.records_consumed.inc(len(records))
-        metrics.batch_size.observe(len(records))
-        now = clock()
-        result = await sink.run(
-            "batch write", lambda conn: writer.write(conn, records, now, dead_letters)
+    sinks: list[TimescaleSink] = []
+
+    def lane() -> Handle:
+        """A lane's writer (its own counter-state cache) and connection."""
+        writer = LedgerWriter(accountant, consumer=settings.worker_app_id)
+        sink = TimescaleSink(
+            settings.database_url,
+            on_error=lambda exc: metrics.db_write_errors.inc(),
+            policies=policies if not sinks else None,  # applied once, by the first lane
         )
-        metrics.records_skipped.inc(result.skipped)
-        metrics.readings_stored.inc(result.inserted)
-        metrics.readings_duplicate.inc(result.duplicates)
-        metrics.readings_corrected.inc(result.corrections)
-        metrics.readings_too_late.inc(result.too_late)
-        metrics.rollup_rows.inc(result.rollup_rows)
-        metrics.units_marked_dirty.inc(result.dirty_units)
-        committed_at = time.time()
-        for record in batch:
-            sent = produced_at(record)
-            if sent is not None:
-                metrics.event_to_row_seconds.observe(max(0.0, committed_at - sent))
-        metrics.batch_seconds.observe(time.perf_counter() - started)
+        sinks.append(sink)
+
+        async def handle(batch: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
+            started = time.perf_counter()
+            records = [raw_record(r) for r in batch]
+            metrics.records_consumed.inc(len(records))
+            metrics.batch_size.observe(len(records))
+            now = clock()
+            result = await sink.run(
+                "batch write", lambda conn: writer.write(conn, records, now, dead_letters)
+            )
+            metrics.records_skipped.inc(result.skipped)
+            metrics.readings_stored.inc(result.inserted)
+            metrics.readings_duplicate.inc(result.duplicates)
+            metrics.readings_corrected.inc(result.corrections)
+            metrics.readings_too_late.inc(result.too_late)
+            metrics.rollup_rows.inc(result.rollup_rows)
+            metrics.units_marked_dirty.inc(result.dirty_units)
+            committed_at = time.time()
+            for record in batch:
+                sent = produced_at(record)
+                if sent is not None:
+                    metrics.event_to_row_seconds.observe(max(0.0, committed_at - sent))
+            metrics.batch_seconds.observe(time.perf_counter() - started)
+
+        return handle
 
     consumer = BatchConsumer(
-        settings, settings.readings_topic, settings.worker_app_id, handle, metrics.consumer_lag
+        settings,
+        settings.readings_topic,
+        settings.worker_app_id,
+        [lane() for _ in range(settings.worker_lanes)],
+        metrics.consumer_lag,
     )
 
     async def consume_readings() -> None:
@@ -207,7 +220,8 @@ def _add_readings_consumer(
 
     async def stop_consuming(app: faust.App, **kwargs: Any) -> None:
         await consumer.stop_and_wait(within_seconds=settings.worker_session_timeout_seconds)
-        await sink.close()
+        for sink in sinks:
+            await sink.close()
 
     app.task(consume_readings)
     app.on_before_shutdown.connect(stop_consuming)  # type: ignore[arg-type]

@@ -8,11 +8,17 @@ stream has to carry. aiokafka's ``getmany`` hands over whole fetches (about 280,
 on the same machine). The Faust app still hosts the consumer: it starts and stops with the
 worker, sends dead letters through the app's producer, and runs the VOC and production agents.
 
-The loop, one batch at a time::
+Each lane (``EW_WORKER_LANES``, default 2) loops over its share of the assigned partitions,
+one batch at a time::
 
     getmany (wait for the first records, then drain what is already fetched, up to N)
       -> handle(records): one database transaction (``stream.ledger_writer``)
       -> commit the batch's offsets to Kafka (after the transaction, never before)
+
+Lanes own disjoint partitions (so a partition's records are still handled in order) and each
+has its own connection, so one lane's accounting in Python runs while the database upserts
+another's rollups: on 2 cores the two halves of a batch's time overlap. Lanes sharing a
+county's rollup rows lock them in key order, so one waits for the other, never deadlocks.
 
 A crash before the transaction commits redelivers the batch; after it, the database's own
 progress (``stream_progress``) skips what was done, so a commit lost to a crash or a rebalance
@@ -27,12 +33,12 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence, Set
 from typing import Final
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
-from aiokafka.errors import KafkaError
+from aiokafka.errors import IllegalStateError, KafkaError
 from prometheus_client import Gauge
 
 from energywatch.settings import Settings
@@ -70,25 +76,34 @@ def next_offsets(records: Iterable[ConsumerRecord[bytes, bytes]]) -> dict[TopicP
 Handle = Callable[[Sequence[ConsumerRecord[bytes, bytes]]], Awaitable[None]]
 
 
+def lane_partitions(assigned: Set[TopicPartition], lanes: int, lane: int) -> list[TopicPartition]:
+    """The assigned partitions lane ``lane`` of ``lanes`` handles: dealt in turn in
+    partition order, so every partition has exactly one lane."""
+    return [tp for i, tp in enumerate(sorted(assigned)) if i % lanes == lane]
+
+
 class BatchConsumer:
-    """One topic consumed in batches by ``handle``, offsets committed once it returns."""
+    """One topic consumed in batches, a lane per handle (each with its own connection),
+    offsets committed once the handle returns."""
 
     def __init__(
         self,
         settings: Settings,
         topic: str,
         group: str,
-        handle: Handle,
+        handles: Sequence[Handle],
         lag_gauge: Gauge,
     ) -> None:
+        if not handles:
+            raise ValueError("a batch consumer needs at least one handle (lane)")
         self._settings = settings
         self._topic = topic
         self._group = group
-        self._handle = handle
+        self._handles = list(handles)
         self._lag_gauge = lag_gauge
         self._consumer: AIOKafkaConsumer | None = None
-        #: held while a batch is being made durable; a rebalance waits for it
-        self._busy = asyncio.Lock()
+        #: per lane, held while its batch is being made durable; a rebalance waits for them
+        self._busy = [asyncio.Lock() for _ in handles]
         #: per partition, the next offset after what is durable (this process's view)
         self._durable: dict[TopicPartition, int] = {}
         self._stopping = asyncio.Event()
@@ -121,15 +136,16 @@ class BatchConsumer:
             raise
         self._consumer = consumer
         lag = asyncio.create_task(self._refresh_lag_forever(), name="readings-lag")
+        lanes = [
+            asyncio.create_task(self._lane(consumer, n), name=f"readings-lane-{n}")
+            for n in range(len(self._handles))
+        ]
         try:
-            while not self._stopping.is_set():
-                batch = await self._take(consumer)
-                if batch:
-                    async with self._busy:
-                        await self._handle(batch)
-                        self._durable.update(next_offsets(batch))
-                    await self._commit(consumer, next_offsets(batch))
+            await asyncio.gather(*lanes)  # the first failing lane's error stops them all
         finally:
+            for task in lanes:
+                task.cancel()
+            await asyncio.gather(*lanes, return_exceptions=True)
             lag.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await lag
@@ -152,17 +168,36 @@ class BatchConsumer:
 
     # -- batches -----------------------------------------------------------------------------
 
-    async def _take(self, consumer: AIOKafkaConsumer) -> list[ConsumerRecord[bytes, bytes]]:
-        """Wait for the first records (up to a second), then add what is already fetched,
-        without waiting, up to the batch size: batches are small when the stream is quiet
-        (low latency) and grow while a backlog builds up behind a slow write."""
+    async def _lane(self, consumer: AIOKafkaConsumer, lane: int) -> None:
+        handle, busy, lanes = self._handles[lane], self._busy[lane], len(self._handles)
+        while not self._stopping.is_set():
+            mine = lane_partitions(consumer.assignment(), lanes, lane)
+            if not mine:
+                await asyncio.sleep(0.1)  # nothing assigned to this lane (yet)
+                continue
+            try:
+                batch = await self._take(consumer, mine)
+            except IllegalStateError:
+                continue  # a rebalance took a partition away while waiting: look again
+            if batch:
+                async with busy:
+                    await handle(batch)
+                    self._durable.update(next_offsets(batch))
+                await self._commit(consumer, next_offsets(batch))
+
+    async def _take(
+        self, consumer: AIOKafkaConsumer, partitions: Sequence[TopicPartition]
+    ) -> list[ConsumerRecord[bytes, bytes]]:
+        """Wait for the first records of ``partitions`` (up to a second), then add what is
+        already fetched, without waiting, up to the batch size: batches are small when the
+        stream is quiet (low latency) and grow while a backlog builds up behind a slow write."""
         size = self._settings.worker_batch_size
         fetched = await consumer.getmany(
-            timeout_ms=int(_IDLE_POLL_SECONDS * 1000), max_records=size
+            *partitions, timeout_ms=int(_IDLE_POLL_SECONDS * 1000), max_records=size
         )
         batch = [r for records in fetched.values() for r in records]
         while batch and len(batch) < size:
-            more = await consumer.getmany(timeout_ms=0, max_records=size - len(batch))
+            more = await consumer.getmany(*partitions, timeout_ms=0, max_records=size - len(batch))
             if not more:
                 break
             batch.extend(r for records in more.values() for r in records)
@@ -181,10 +216,12 @@ class BatchConsumer:
             log.info("offsets not committed (%s); the database's progress skips the re-read", exc)
 
     async def finish_and_commit(self, partitions: Iterable[TopicPartition]) -> None:
-        """For a rebalance: wait for the batch in hand, commit what is durable in
+        """For a rebalance: wait for the batches in hand, commit what is durable in
         ``partitions``, and forget them (their next owner reports their lag)."""
         consumer = self._consumer
-        async with self._busy:
+        async with contextlib.AsyncExitStack() as stack:
+            for busy in self._busy:
+                await stack.enter_async_context(busy)
             offsets = {tp: self._durable.pop(tp) for tp in partitions if tp in self._durable}
         if consumer is not None and offsets:
             try:

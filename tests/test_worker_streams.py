@@ -6,6 +6,9 @@ from datetime import timedelta
 
 import psycopg
 import pytest
+from aiokafka import TopicPartition
+from hypothesis import given
+from hypothesis import strategies as st
 from kafka import KafkaProducer
 
 from contracts.readings import ElectricityReading, encode_reading
@@ -13,6 +16,7 @@ from contracts.voc import encode_voc_sample
 from energywatch.kafka_topics import ensure_topics
 from energywatch.settings import Settings
 from stream.app import STREAMS, app_id, faust_group, worker_groups
+from stream.readings_consumer import lane_partitions
 from tests.conftest import free_port, wait_until
 from tests.pipeline import stored_count
 from tests.test_voc_stream import DAY, hour_of_minutes, hourly
@@ -124,3 +128,17 @@ def test_a_named_pipeline_has_every_topic_and_group_of_its_own():
     assert all(getattr(named, f) != getattr(base, f) for f in own)
     assert named.worker_batch_seconds == 0.2
     assert named.database_url == base.database_url
+
+
+@given(
+    st.sets(st.integers(0, 63), max_size=24),
+    st.integers(1, 8),
+)
+def test_every_assigned_partition_has_exactly_one_lane_and_lanes_differ_by_one_at_most(
+    partitions, lanes
+):
+    assigned = {TopicPartition("readings", p) for p in partitions}
+    dealt = [lane_partitions(assigned, lanes, lane) for lane in range(lanes)]
+    assert sorted(tp for share in dealt for tp in share) == sorted(assigned)
+    sizes = [len(share) for share in dealt]
+    assert max(sizes) - min(sizes) <= 1
