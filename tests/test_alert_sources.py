@@ -752,6 +752,44 @@ def test_a_grade_b_cement_works_cutting_10_percent_at_orange_after_the_lead_time
     assert condition.at == cst(2026, 1, 10, 22)
 
 
+@services
+def test_a_tick_judges_every_hour_settled_since_the_last_tick_so_the_hour_after_a_lift_resolves(
+    database_settings,
+):
+    """The stream jumped two hours between ticks (a replay's last batches, lanes of partitions
+    finishing apart) and no reading of the unit comes after: both hours are still judged."""
+    declared, lifted = cst(2026, 1, 10, 8), cst(2026, 1, 10, 23)
+
+    async def scenario():
+        async with await connect(database_settings) as conn:
+            for hour in (cst(2026, 1, 10, 21), cst(2026, 1, 10, 22), cst(2026, 1, 10, 23)):
+                await put_hours(conn, CEMENT, hour, observed=9_000.0, baseline=10_000.0)
+            inputs = RuleInputs(context())
+            inputs._primed = True
+            inputs.declare_emergency(
+                DeclareEmergency(city="yuncheng", level="orange", at=declared, lead_time_hours=12)
+            )
+            inputs.declare_emergency(DeclareEmergency(city="yuncheng", level=None, at=lifted))
+            first = await inputs.on_tick(conn, cst(2026, 1, 10, 22, 30))
+            later = await inputs.on_tick(conn, cst(2026, 1, 11, 0, 30))
+            again = await inputs.on_tick(conn, cst(2026, 1, 11, 0, 40))
+            restored = RuleInputs.restore(context(), json.loads(json.dumps(inputs.snapshot())))
+            restored._primed = True
+            after_restart = await restored.on_tick(conn, cst(2026, 1, 11, 1, 30))
+            return first, later, again, after_restart
+
+    first, later, again, after_restart = run(scenario)
+
+    def response(conditions):
+        return [(c.at, c.severity) for c in conditions if c.rule_id == "heavy-pollution.response"]
+
+    assert response(first) == [(cst(2026, 1, 10, 22), Severity.WARNING)]
+    # 22:00-23:00 still binding and cut 10%; 23:00-24:00, the hour after the lift, has no line
+    assert response(later) == [(cst(2026, 1, 10, 23), Severity.WARNING), (cst(2026, 1, 11), None)]
+    assert response(again) == []  # nothing newly settled
+    assert response(after_restart) == []  # the restored tick knows where it was
+
+
 # -- barometer --------------------------------------------------------------------------------
 
 

@@ -26,6 +26,9 @@ from stream.windows import WindowSize, window_start
 _HOUR: Final = timedelta(hours=1)
 _WEEK: Final = timedelta(weeks=1)
 _ELECTRICITY: Final = "electricity"
+#: a tick judges at most this many hours back (a watermark that jumps further, e.g. a replay
+#: started cold, leaves the older hours to the changes that carried them)
+MAX_TICK_HOURS: Final = 48
 
 Span = tuple[datetime, datetime | None]  # declared, ended (None: in force)
 
@@ -65,17 +68,33 @@ def hours_after_changes(
     return hours
 
 
-def last_settled_hour(
-    lookup: Lookup, response: HeavyPollutionResponse, settled: datetime
+def settled_hours(
+    lookup: Lookup,
+    response: HeavyPollutionResponse,
+    settled: datetime,
+    after: datetime | None = None,
 ) -> dict[str, list[datetime]]:
-    """The last settled hour, for each listed unit of a city with a declaration on record."""
-    hour = window_start(settled, WindowSize.HOUR) - _HOUR
+    """For each listed unit of a city with a declaration on record, the hours settled by
+    ``settled`` and not by ``after`` (the previous tick's settled time; None: only the last
+    settled hour), at most ``MAX_TICK_HOURS`` back. A tick thereby judges every hour the
+    stream's watermark passed since the one before, however far it jumped: the hour after a
+    lift, which resolves an alert left firing, is judged even if no reading of the unit comes
+    after the watermark passes it (the end of a replay, a lane of partitions running ahead)."""
+    last = window_start(settled, WindowSize.HOUR) - _HOUR
+    first = last if after is None else window_start(after, WindowSize.HOUR)
+    first = max(first, last - (MAX_TICK_HOURS - 1) * _HOUR)
+    hours = []
+    hour = first
+    while hour <= last:
+        hours.append(hour)
+        hour += _HOUR
     spans = declaration_spans(response)
-    return {
-        unit.code: [hour]
-        for unit in lookup.listed_units(set(spans))
-        if _relevant(hour, spans[unit.city])
-    }
+    judged = {}
+    for unit in lookup.listed_units(set(spans)):
+        relevant = [h for h in hours if _relevant(h, spans[unit.city])]
+        if relevant:
+            judged[unit.code] = relevant
+    return judged
 
 
 async def judge_heavy_pollution(

@@ -30,7 +30,7 @@ from alerts.rules.heavy_pollution import EmergencyLevel, HeavyPollutionResponse
 from alerts.sources.barometer import judge_barometer
 from alerts.sources.budgets import judge_budgets
 from alerts.sources.context import Lookup, RuleContext
-from alerts.sources.heavy import hours_after_changes, judge_heavy_pollution, last_settled_hour
+from alerts.sources.heavy import hours_after_changes, judge_heavy_pollution, settled_hours
 from alerts.sources.products import judge_products
 from alerts.sources.quality import judge_completeness, judge_monthly_deviation
 from alerts.sources.voc import judge_voc
@@ -77,6 +77,8 @@ class RuleInputs:
         # devices the register lists are looked up once per process, so a device that went
         # silent before the evaluator started is watched too
         self._primed = False
+        #: the settled time of the last tick: the next judges the hours settled since
+        self._ticked: datetime | None = None
 
     # -- after a stream batch -------------------------------------------------------------
 
@@ -190,8 +192,9 @@ class RuleInputs:
         else:
             conditions = self._silence.evaluate(now)
         self._heavy.prune(now - self.context.declaration_retention)
-        hours = last_settled_hour(self._lookup, self._heavy, settled)
+        hours = settled_hours(self._lookup, self._heavy, settled, self._ticked)
         conditions += await judge_heavy_pollution(conn, self._lookup, self._heavy, hours)
+        self._ticked = settled if self._ticked is None else max(self._ticked, settled)
         conditions += await judge_barometer(conn, self._lookup, settled)
         return _in_order(conditions)
 
@@ -199,7 +202,10 @@ class RuleInputs:
 
     def declare_emergency(self, command: DeclareEmergency) -> None:
         """Apply a city's declaration (or, with no level, its lift). Declarations of a city
-        come in time order; an earlier one is a ValueError."""
+        come in time order; an earlier one is a ValueError. The next tick judges again the
+        settled hours from the command's time on (as far back as a tick looks)."""
+        if self._ticked is not None:
+            self._ticked = min(self._ticked, command.at)
         if command.level is None:
             self._heavy.lift(command.city, command.at)
             return
@@ -214,6 +220,7 @@ class RuleInputs:
             "version": SNAPSHOT_VERSION,
             "silence": self._silence.snapshot(),
             "heavy_pollution": self._heavy.snapshot(),
+            "ticked": None if self._ticked is None else self._ticked.isoformat(),
         }
 
     @classmethod
@@ -231,4 +238,6 @@ class RuleInputs:
         inputs._heavy = HeavyPollutionResponse.restore(
             context.heavy, dict(snapshot["heavy_pollution"])
         )
+        ticked = snapshot.get("ticked")  # absent from snapshots older than it
+        inputs._ticked = None if ticked is None else datetime.fromisoformat(ticked)
         return inputs
