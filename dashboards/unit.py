@@ -164,13 +164,16 @@ days AS (
       AND $__timeFilter(r.period_start)
     GROUP BY r.period_start
 ),
+expected AS (
+    -- a report on day x makes its meter expected on days x .. x + 31 (days are 24 h in CST)
+    SELECT x.day + k * interval '24 hours' AS day, count(DISTINCT x.meter_id) AS meters
+    FROM reports x CROSS JOIN generate_series(0, 31) AS k
+    GROUP BY 1
+),
 judged AS MATERIALIZED (
-    SELECT d.*,
-           (SELECT count(DISTINCT x.meter_id) FROM reports x
-             WHERE x.day >= d.day - interval '31 days' AND x.day < d.day + interval '1 day')
-               AS meters,
+    SELECT d.*, coalesce(e.meters, 0) AS meters,
            extract(epoch FROM least(d.day + interval '1 day', {_JUDGED_TO}) - d.day) AS seconds
-    FROM days d
+    FROM days d LEFT JOIN expected e ON e.day = d.day
 )
 SELECT j.day AS "time", j.meters,
        round(least(j.covered, j.meters * j.seconds) * 100
