@@ -8,7 +8,7 @@ stream has to carry. aiokafka's ``getmany`` hands over whole fetches (about 280,
 on the same machine). The Faust app still hosts the consumer: it starts and stops with the
 worker, sends dead letters through the app's producer, and runs the VOC and production agents.
 
-Each lane (``EW_WORKER_LANES``, default 2) loops over its share of the assigned partitions,
+Each lane (``EW_WORKER_LANES``, default 1) loops over its share of the assigned partitions,
 one batch at a time::
 
     getmany (wait for the first records, then drain what is already fetched, up to N)
