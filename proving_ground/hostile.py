@@ -171,6 +171,23 @@ async def _crowd(
     return closed, {**_summary(closed), "memory": memory, "good_client": watcher.report()}
 
 
+async def _flood(
+    gateway: GatewayProcess,
+    good: Callable[[], Awaitable[bool]],
+    count: int,
+    port: int,
+    give_up: float,
+    idle_timeout: float,
+) -> dict[str, Any]:
+    """``count`` idle connections at once (a ``_crowd`` that sends nothing), and how many the
+    gateway refused before its ``idle_timeout`` could have closed them."""
+    closed, flood = await _crowd(
+        gateway, good, count, lambda: _closed_after(port, b"", b"", 0, give_up)
+    )
+    flood["refused_at_once"] = _refused_before(closed, idle_timeout)
+    return flood
+
+
 # --- HJ 212 -------------------------------------------------------------------------------
 
 
@@ -241,14 +258,9 @@ async def _hj212_suite(
     )
 
     progress(f"HJ 212: a flood of {config.flood_connections} idle connections")
-    closed, flood = await _crowd(
-        gateway,
-        good,
-        config.flood_connections,
-        lambda: _closed_after(port, b"", b"", 0, give_up),
+    results["connection_flood"] = await _flood(
+        gateway, good, config.flood_connections, port, give_up, config.login_timeout_seconds
     )
-    flood["refused_at_once"] = _refused_before(closed, config.login_timeout_seconds)
-    results["connection_flood"] = flood
 
     progress("HJ 212: a client that never reads its replies")
     heartbeat = _heartbeat(world)
@@ -366,14 +378,9 @@ async def _http_suite(
     )
 
     progress(f"HTTPS: a flood of {config.flood_connections} idle connections")
-    closed, flood = await _crowd(
-        gateway,
-        good,
-        config.flood_connections,
-        lambda: _closed_after(port, b"", b"", 0, give_up),
+    results["connection_flood"] = await _flood(
+        gateway, good, config.flood_connections, port, give_up, config.header_timeout_seconds
     )
-    flood["refused_at_once"] = _refused_before(closed, config.header_timeout_seconds)
-    results["connection_flood"] = flood
     return results
 
 

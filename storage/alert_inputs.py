@@ -17,6 +17,8 @@ from typing import Any, Final
 import psycopg
 from psycopg.rows import TupleRow
 
+from stream.windows import WindowSize
+
 ALL_ENERGY_TYPES: Final = "all"
 
 
@@ -134,34 +136,16 @@ ORDER BY r.subject_kind, r.subject, r.period_start
 """
 
 
-async def monthly_tce(
+async def period_tce(
     conn: psycopg.AsyncConnection[TupleRow],
     subjects: Sequence[tuple[str, str]],
+    window: WindowSize,
     start: datetime,
     end: datetime,
 ) -> list[PeriodEnergy]:
     """The controlled total (``tce_counted`` of every energy type) of each (subject kind,
-    subject) per China-local month, for months starting in ``[start, end)``."""
-    return await _period_tce(conn, subjects, "1mo", start, end)
-
-
-async def daily_tce(
-    conn: psycopg.AsyncConnection[TupleRow],
-    subjects: Sequence[tuple[str, str]],
-    start: datetime,
-    end: datetime,
-) -> list[PeriodEnergy]:
-    """As ``monthly_tce``, per China-local day, for days starting in ``[start, end)``."""
-    return await _period_tce(conn, subjects, "1d", start, end)
-
-
-async def _period_tce(
-    conn: psycopg.AsyncConnection[TupleRow],
-    subjects: Sequence[tuple[str, str]],
-    window: str,
-    start: datetime,
-    end: datetime,
-) -> list[PeriodEnergy]:
+    subject) per China-local ``window`` (a month or a day), for windows starting in
+    ``[start, end)``."""
     if not subjects:
         return []
     pairs = sorted(set(subjects))
@@ -171,7 +155,7 @@ async def _period_tce(
         {
             "kinds": [kind for kind, _ in pairs],
             "subjects": [subject for _, subject in pairs],
-            "window": window,
+            "window": window.value,
             "start": start,
             "end": end,
         },

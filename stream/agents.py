@@ -1,7 +1,8 @@
 """What every batch agent of the worker shares: raw records from Faust events, dead letters
 sent and acknowledged, the take-handle-ack loop, and closing a sink on shutdown.
 
-Each agent (readings in ``stream.app``, VOC samples, production reports) supplies only its
+Each agent (VOC samples, production reports; readings are a batch consumer of their own,
+``stream.readings_consumer``) supplies only its
 ``handle(events)``: make the batch durable. The loop acknowledges the events after it returns,
 so Faust commits offsets only past what is durable.
 """

@@ -33,7 +33,8 @@ from alerts.sources.periods import year_bounds, year_of
 from contracts.identifiers import CHINA_STANDARD_TIME
 from plans.statistics import Period, StatisticsTable
 from plans.targets import CityPlan
-from storage.alert_inputs import monthly_tce
+from storage.alert_inputs import period_tce
+from stream.windows import WindowSize
 
 _DERIVED_CAP_RULE: Final = "total_from_growth_and_basic_intensity"
 
@@ -155,7 +156,7 @@ async def judge_barometer(
     start = year_bounds(min(p.year for _, p, _ in judged) - 1)[0]
     end = max(p.end for _, p, _ in judged)
     subjects = sorted({(r.rollup_kind, r.rollup_subject) for r, _, _ in judged})
-    months = await monthly_tce(conn, subjects, start, end)
+    months = await period_tce(conn, subjects, WindowSize.MONTH, start, end)
     conditions: list[Condition] = []
     for region, period, (basic, incentive) in judged:
         energy: dict[int, float] = defaultdict(float)

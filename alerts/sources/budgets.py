@@ -29,7 +29,7 @@ from alerts.rules.condition import Condition
 from alerts.rules.energy_budget import BudgetScope, BudgetUse, evaluate_budget
 from alerts.sources.context import Lookup
 from alerts.sources.periods import last_instant, year_bounds, year_of
-from storage.alert_inputs import daily_tce, data_spans, monthly_tce
+from storage.alert_inputs import data_spans, period_tce
 from stream.windows import WindowSize, window_end, window_start
 
 _KIND = {BudgetScope.UNIT: "unit", BudgetScope.COUNTY: "county"}
@@ -116,11 +116,11 @@ async def judge_budgets(
     start, end = year_bounds(min(years))[0], year_bounds(max(years))[1]
     subjects = sorted({(_KIND[scope], subject) for scope, subject, _ in judged})
     months: dict[tuple[str, str], dict[datetime, float]] = defaultdict(dict)
-    for row in await monthly_tce(conn, subjects, start, end):
+    for row in await period_tce(conn, subjects, WindowSize.MONTH, start, end):
         months[row.subject_kind, row.subject][row.period_start] = row.tce_counted
     first_month = min(window_start(points[0], WindowSize.MONTH) for points in judged.values())
     days: dict[tuple[str, str], dict[datetime, float]] = defaultdict(dict)
-    for row in await daily_tce(conn, subjects, first_month, end):
+    for row in await period_tce(conn, subjects, WindowSize.DAY, first_month, end):
         days[row.subject_kind, row.subject][row.period_start] = row.tce_counted
     conditions: list[Condition] = []
     for (scope, subject, year), points in sorted(judged.items()):
