@@ -31,7 +31,7 @@ StackHome = Annotated[
     Path, typer.Option(help="The private stack's home (data, logs); not the shared .local/")
 ]
 PortOffset = Annotated[
-    int, typer.Option(min=1000, help="The private stack's ports: the shared stack's + this")
+    int, typer.Option(help="The private stack's ports: the shared stack's + this (may be < 0)")
 ]
 
 

@@ -21,8 +21,10 @@ from energywatch.settings import REPO_ROOT, Settings
 from stack import StackError, StackSettings, down, read_endpoints, up
 
 DEFAULT_HOME: Final = REPO_ROOT / ".local" / "proving-ground"
-#: 39092 -> 49092, 35432 -> 45432...: clear of the shared stack and of each other.
-DEFAULT_PORT_OFFSET: Final = 10_000
+#: 39092 -> 29092, 35432 -> 25432...: clear of the shared stack, of each other, and below
+#: Linux's ephemeral range (32768-60999), where a client connection's local port can take a
+#: listener's port while the service restarts (seen as Kafka's "Address already in use").
+DEFAULT_PORT_OFFSET: Final = -10_000
 _PORT_FIELDS: Final = (
     "kafka_port",
     "kafka_controller_port",

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from proving_ground.fault_plan import OutagePlan, RebalancePlan, kill_plan
 from proving_ground.faults import lost_or_doubled
-from proving_ground.private_stack import check_apart, private_settings
+from proving_ground.private_stack import DEFAULT_PORT_OFFSET, check_apart, private_settings
 from proving_ground.process_memory import parse_rss_kib
 from proving_ground.snapshot import Part, Snapshot, first_difference
 from proving_ground.snapshot_reader import IDENTITY_PARTS
@@ -136,13 +136,13 @@ def test_rss_is_read_from_the_vmrss_line_in_kib():
 
 def test_a_private_stack_moves_every_port_and_its_home(tmp_path: Path):
     shared = StackSettings(home=tmp_path / "shared")
-    private = private_settings(shared, tmp_path / "private", 10_000)
+    private = private_settings(shared, tmp_path / "private", DEFAULT_PORT_OFFSET)
     assert private.home == tmp_path / "private"
-    assert (private.kafka_port, private.postgres_port) == (49092, 45432)
+    assert (private.kafka_port, private.postgres_port) == (29092, 25432)
     assert (private.prometheus_port, private.mqtt_port, private.kafka_controller_port) == (
-        49090,
-        41883,
-        49093,
+        29090,
+        21883,
+        29093,
     )
     assert private.cache_dir == shared.cache_dir  # downloads are shared, read only
 

@@ -39,12 +39,12 @@ def test_a_private_stack_restarts_kafka_and_stops_postgres_while_the_shared_one_
 ):
     shared_before = pids(status(stack_settings))
     assert set(shared_before) == {"postgres", "kafka", "prometheus", "mosquitto"}
-    stack = PrivateStack(private_settings(stack_settings, HOME, 11_000))
+    stack = PrivateStack(private_settings(stack_settings, HOME, -11_000))
 
     with stack.running(lambda _step: None) as settings:
-        assert settings.kafka_bootstrap == "127.0.0.1:50092"
+        assert settings.kafka_bootstrap == "127.0.0.1:28092"
         private_url = settings.database_url.get_secret_value()
-        assert ":46432/" in private_url
+        assert ":24432/" in private_url
         assert settings.prometheus_targets_dir == HOME / "prometheus" / "targets"
         assert stack.child_env() == {"EW_STACK_HOME": str(HOME)}
 
