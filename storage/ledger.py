@@ -29,9 +29,13 @@ _STAGING = (
     "FROM meter_readings WITH NO DATA"
 )
 _COPY = "COPY ledger_staging FROM STDIN"
+#: returns the keys that were already stored (rare), not the inserted ones (the whole batch):
+#: reading every new key back cost the worker more than the insert itself
 _INSERT = (
-    f"INSERT INTO meter_readings ({COLUMNS}) TABLE ledger_staging "
-    "ON CONFLICT (meter_id, period_start) DO NOTHING RETURNING meter_id, period_start"
+    f"WITH inserted AS (INSERT INTO meter_readings ({COLUMNS}) TABLE ledger_staging "
+    "ON CONFLICT (meter_id, period_start) DO NOTHING RETURNING meter_id, period_start) "
+    "SELECT s.meter_id, s.period_start FROM ledger_staging s "
+    "LEFT JOIN inserted i USING (meter_id, period_start) WHERE i.meter_id IS NULL"
 )
 _LOAD = (
     "SELECT m.meter_id, m.period_start, m.enterprise_code, m.energy_type, m.interval_seconds, "
@@ -81,9 +85,9 @@ async def insert_new(cur: psycopg.AsyncCursor[TupleRow], rows: Sequence[LedgerRo
         for row in rows:
             await copy.write_row(copy_values(row))
     await cur.execute(_INSERT)
-    inserted = {(str(m), p) for m, p in await cur.fetchall()}
+    stored_before = {(str(m), p) for m, p in await cur.fetchall()}
     await cur.execute("TRUNCATE ledger_staging")
-    return inserted
+    return {row.key for row in rows} - stored_before
 
 
 def _row(values: Sequence[object]) -> LedgerRow:

@@ -88,11 +88,13 @@ async def save_counter_states(
     if not states:
         return
     # one statement for the batch (not one per meter): arrays of ids and states, in id order
-    # so that workers sharing meters would lock them in the same order
+    # so that workers sharing meters would lock them in the same order. Sent in binary: the
+    # text form of a jsonb[] quotes every element with a regular expression in Python, which
+    # took a fifth of a readings batch's time in the worker.
     meters = sorted(states)
     await cur.execute(
         "INSERT INTO meter_counter_state (meter_id, state) "
-        "SELECT * FROM unnest(%s::text[], %s::jsonb[]) "
+        "SELECT * FROM unnest(%b::text[], %b::jsonb[]) "
         "ON CONFLICT (meter_id) DO UPDATE SET state = excluded.state, updated_at = now()",
         (meters, [Jsonb(states[m]) for m in meters]),
     )
