@@ -1,8 +1,9 @@
 """Rollup upserts: signed contributions in, every subject's and window's sums moved by them.
 
-A batch's contributions are COPYed into a staging table and fanned out in one statement over
-subjects (the meter; its unit, county, city and industry, each per energy type and, water
-aside, in 'all') and windows (15m, 1h, 1d, 1mo), grouped, and added to ``energy_rollups``.
+A batch's contributions are COPYed into a staging table and summed in one statement for
+every subject (the meter; its unit, county, city and industry, each per energy type and,
+water aside, in 'all') and window (15m, 1h, 1d, 1mo; meters by day and month only), then
+added to ``energy_rollups``.
 Sums are numeric, so adding is exact and the result does not depend on the order or grouping
 of contributions; rows are upserted in key order so that workers sharing a county's rows
 take their locks in the same order and never deadlock.
@@ -28,38 +29,99 @@ CREATE TEMP TABLE IF NOT EXISTS contribution_staging (
 )
 """
 
-_UPSERT = """
+#: what every level sums (the corrections are counted per window size, beside them)
+_MEASURES = (
+    "physical",
+    "tce",
+    "tce_counted",
+    "tce_equivalent",
+    "readings",
+    "covered_seconds",
+    "flagged",
+    "stuck",
+    "jumps",
+    "resets",
+    "off_period_start",
+)
+_SUMS = ", ".join(f"sum({m}) AS {m}" for m in _MEASURES)
+
+
+def _sums(*closed: str) -> str:
+    return ", ".join(
+        ["min(physical_unit) AS physical_unit", _SUMS, *(f"sum({c}) AS {c}" for c in closed)]
+    )
+
+
+# Aggregated in steps, each from the one before (a window's sums are its sub-windows' sums):
+# the batch by unit and energy type per quarter hour, that fanned out to every subject's
+# quarter hours, those summed to hours, days and months; the meters' days and months straight
+# from the batch. Fanning every contribution out to every subject and window at once and
+# grouping that took three quarters of the statement's time (680,000 rows grouped for a
+# 20,000-reading batch, against about 140,000 in steps).
+_UPSERT = f"""
+WITH unit_type AS (
+    SELECT enterprise_code, county, city, industry, energy_type, in_all,
+           s15, e15, s1h, e1h, s1d, e1d, s1mo, e1mo, {_sums("c15", "c1h", "c1d", "c1mo")}
+    FROM contribution_staging
+    GROUP BY enterprise_code, county, city, industry, energy_type, in_all,
+             s15, e15, s1h, e1h, s1d, e1d, s1mo, e1mo
+), quarter AS (
+    SELECT subj.kind, subj.subject, subj.energy_type,
+           s15, e15, s1h, e1h, s1d, e1d, s1mo, e1mo, {_sums("c15", "c1h", "c1d", "c1mo")}
+    FROM unit_type u
+    CROSS JOIN LATERAL (VALUES
+        ('unit', u.enterprise_code, u.energy_type),
+        ('county', u.county, u.energy_type),
+        ('city', u.city, u.energy_type),
+        ('industry', u.industry, u.energy_type),
+        ('unit', u.enterprise_code, 'all'),
+        ('county', u.county, 'all'),
+        ('city', u.city, 'all'),
+        ('industry', u.industry, 'all')
+    ) AS subj(kind, subject, energy_type)
+    WHERE subj.energy_type <> 'all' OR u.in_all
+    GROUP BY subj.kind, subj.subject, subj.energy_type,
+             s15, e15, s1h, e1h, s1d, e1d, s1mo, e1mo
+), hour AS (
+    SELECT kind, subject, energy_type, s1h, e1h, s1d, e1d, s1mo, e1mo,
+           {_sums("c1h", "c1d", "c1mo")}
+    FROM quarter GROUP BY kind, subject, energy_type, s1h, e1h, s1d, e1d, s1mo, e1mo
+), day AS (
+    SELECT kind, subject, energy_type, s1d, e1d, s1mo, e1mo, {_sums("c1d", "c1mo")}
+    FROM hour GROUP BY kind, subject, energy_type, s1d, e1d, s1mo, e1mo
+), meter_day AS (
+    SELECT 'meter' AS kind, meter_id AS subject, energy_type, s1d, e1d, s1mo, e1mo,
+           {_sums("c1d", "c1mo")}
+    FROM contribution_staging GROUP BY meter_id, energy_type, s1d, e1d, s1mo, e1mo
+), days AS (
+    TABLE day UNION ALL TABLE meter_day
+), month AS (
+    SELECT kind, subject, energy_type, s1mo, e1mo, {_sums("c1mo")}
+    FROM days GROUP BY kind, subject, energy_type, s1mo, e1mo
+), changed AS (
+    SELECT kind, subject, energy_type, '15m' AS size, s15 AS start_at, e15 AS end_at,
+           physical_unit, {", ".join(_MEASURES)}, c15 AS closed FROM quarter
+    UNION ALL
+    SELECT kind, subject, energy_type, '1h', s1h, e1h,
+           physical_unit, {", ".join(_MEASURES)}, c1h FROM hour
+    UNION ALL
+    SELECT kind, subject, energy_type, '1d', s1d, e1d,
+           physical_unit, {", ".join(_MEASURES)}, c1d FROM days
+    UNION ALL
+    SELECT kind, subject, energy_type, '1mo', s1mo, e1mo,
+           physical_unit, {", ".join(_MEASURES)}, c1mo FROM month
+)
 INSERT INTO energy_rollups AS r (
     subject_kind, subject, energy_type, window_size, period_start, period_end,
     physical_quantity, physical_unit, tce, tce_counted, tce_equivalent, readings,
     covered_seconds, flagged, stuck, jumps, resets, off_period_start, corrections)
-SELECT subj.kind, subj.subject, subj.energy_type, w.size, w.start_at, w.end_at,
-       CASE WHEN subj.energy_type = 'all' THEN NULL ELSE sum(s.physical) END,
-       CASE WHEN subj.energy_type = 'all' THEN NULL ELSE min(s.physical_unit) END,
-       sum(s.tce), sum(s.tce_counted), sum(s.tce_equivalent), sum(s.readings),
-       sum(s.covered_seconds), sum(s.flagged), sum(s.stuck), sum(s.jumps), sum(s.resets),
-       sum(s.off_period_start), sum(w.closed)
-FROM contribution_staging s
-CROSS JOIN LATERAL (VALUES
-    ('meter', s.meter_id, s.energy_type),
-    ('unit', s.enterprise_code, s.energy_type),
-    ('county', s.county, s.energy_type),
-    ('city', s.city, s.energy_type),
-    ('industry', s.industry, s.energy_type),
-    ('unit', s.enterprise_code, 'all'),
-    ('county', s.county, 'all'),
-    ('city', s.city, 'all'),
-    ('industry', s.industry, 'all')
-) AS subj(kind, subject, energy_type)
-CROSS JOIN LATERAL (VALUES
-    ('15m', s.s15, s.e15, s.c15),
-    ('1h', s.s1h, s.e1h, s.c1h),
-    ('1d', s.s1d, s.e1d, s.c1d),
-    ('1mo', s.s1mo, s.e1mo, s.c1mo)
-) AS w(size, start_at, end_at, closed)
-WHERE (subj.energy_type <> 'all' OR s.in_all) AND (subj.kind <> 'meter' OR w.size IN ('1d', '1mo'))
-GROUP BY subj.kind, subj.subject, subj.energy_type, w.size, w.start_at, w.end_at
-ORDER BY subj.kind, subj.subject, subj.energy_type, w.size, w.start_at
+SELECT kind, subject, energy_type, size, start_at, end_at,
+       CASE WHEN energy_type = 'all' THEN NULL ELSE physical END,
+       CASE WHEN energy_type = 'all' THEN NULL ELSE physical_unit END,
+       tce, tce_counted, tce_equivalent, readings, covered_seconds, flagged, stuck, jumps,
+       resets, off_period_start, closed
+FROM changed
+ORDER BY kind, subject, energy_type, size, start_at
 ON CONFLICT (subject_kind, subject, energy_type, window_size, period_start) DO UPDATE SET
     physical_quantity = r.physical_quantity + excluded.physical_quantity,
     tce = r.tce + excluded.tce,
@@ -74,7 +136,7 @@ ON CONFLICT (subject_kind, subject, energy_type, window_size, period_start) DO U
     off_period_start = r.off_period_start + excluded.off_period_start,
     corrections = r.corrections + excluded.corrections,
     updated_at = now()
-"""
+"""  # noqa: S608 - built from constants
 
 
 async def add_contributions(
