@@ -197,6 +197,8 @@ def _add_readings_consumer(
             metrics.readings_corrected.inc(result.corrections)
             metrics.readings_too_late.inc(result.too_late)
             metrics.rollup_rows.inc(result.rollup_rows)
+            for stage, seconds in result.stages.items():
+                metrics.stage_seconds.labels(stage).inc(seconds)
             metrics.units_marked_dirty.inc(result.dirty_units)
             committed_at = time.time()
             for record in batch:

@@ -51,6 +51,7 @@ class WorkerMetrics:
     units_marked_dirty: Counter
     db_write_errors: Counter
     batch_seconds: Histogram
+    stage_seconds: Counter
     batch_size: Histogram
     event_to_row_seconds: Histogram
     consumer_lag: Gauge
@@ -115,6 +116,13 @@ class WorkerMetrics:
                 buckets=BATCH_BUCKETS,
                 registry=registry,
             ),
+            stage_seconds=Counter(
+                "energywatch_stream_batch_stage_seconds_total",
+                "Time readings batches spent in each stage of their transaction (account, "
+                "ledger_insert, rollups_upsert, save_counter_states, commit...): where it goes",
+                ["stage"],
+                registry=registry,
+            ),
             event_to_row_seconds=Histogram(
                 "energywatch_stream_event_to_row_seconds",
                 "From a record's Kafka timestamp (when it was produced) to its batch's commit",
@@ -124,7 +132,7 @@ class WorkerMetrics:
             batch_size=Histogram(
                 "energywatch_stream_batch_records",
                 "Records per batch",
-                buckets=(1, 10, 50, 100, 250, 500, 1000, 2000, 5000),
+                buckets=(1, 10, 50, 100, 250, 500, 1000, 2000, 5000, 10000, 20000, 30000),
                 registry=registry,
             ),
             consumer_lag=Gauge(
