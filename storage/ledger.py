@@ -32,7 +32,7 @@ _COPY = "COPY ledger_staging FROM STDIN"
 #: returns the keys that were already stored (rare), not the inserted ones (the whole batch):
 #: reading every new key back cost the worker more than the insert itself
 _INSERT = (
-    f"WITH inserted AS (INSERT INTO meter_readings ({COLUMNS}) TABLE ledger_staging "
+    f"WITH inserted AS (INSERT INTO meter_readings ({COLUMNS}) TABLE ledger_staging "  # noqa: S608
     "ON CONFLICT (meter_id, period_start) DO NOTHING RETURNING meter_id, period_start) "
     "SELECT s.meter_id, s.period_start FROM ledger_staging s "
     "LEFT JOIN inserted i USING (meter_id, period_start) WHERE i.meter_id IS NULL"

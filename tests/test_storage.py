@@ -2,6 +2,7 @@
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import psycopg
 import pytest
@@ -150,7 +151,7 @@ def test_rollups_summed_in_steps_equal_every_subject_and_window_summed_from_the_
         )
 
     batches = [[contribution() for _ in range(300)] for _ in range(2)]
-    expected: dict[tuple, list] = defaultdict(lambda: [Decimal(0)] * 4 + [0] * 8)
+    expected: dict[tuple[object, ...], list[Any]] = defaultdict(lambda: [Decimal(0)] * 4 + [0] * 8)
     for c in (c for batch in batches for c in batch):
         subjects = [("meter", c.meter_id, c.energy_type)]
         for kind, subject in (
@@ -163,7 +164,9 @@ def test_rollups_summed_in_steps_equal_every_subject_and_window_summed_from_the_
             if c.in_all:
                 subjects.append((kind, subject, "all"))
         for kind, subject, energy in subjects:
-            for size, (start, _), closed in zip(("15m", "1h", "1d", "1mo"), c.windows, c.closed):
+            for size, (start, _), closed in zip(
+                ("15m", "1h", "1d", "1mo"), c.windows, c.closed, strict=True
+            ):
                 if kind == "meter" and size in ("15m", "1h"):
                     continue
                 sums = expected[(kind, subject, energy, size, start)]
