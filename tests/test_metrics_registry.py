@@ -48,6 +48,7 @@ ALLOWED_LABELS = {
     "partition",
     "version",
     "python",
+    "stage",  # a readings batch's transaction stages: a dozen names fixed in ledger_writer
 }
 
 
