@@ -34,13 +34,15 @@ limits AS (
 
 #: hourly averages while points are less than a day apart and the range is at most seven days
 #: (up to 168 points a series; 200 series of a month of hours would be 144,000 points), the
-#: days' valid averages beyond. Hours at the range's ragged ends come from voc_hourly, those of
-#: whole China-local days from voc_daily_hours (migration 0009), which keeps each day's valid
-#: hours in time order
+#: days' valid averages up to 90 days, and beyond, each China-local month's mean of its valid
+#: hours (migration 0010's voc_monthly_hours: 12 rows a series for a year, not 365). Hours at
+#: the range's ragged ends come from voc_hourly, those of whole China-local days from
+#: voc_daily_hours (migration 0009), which keeps each day's valid hours in time order
 _HOURS_APART: Final = (
     "$__interval_ms < 86400000 "
     "AND $__timeTo()::timestamptz - $__timeFrom()::timestamptz <= interval '7 days'"
 )
+_MONTHS_APART: Final = "$__timeTo()::timestamptz - $__timeFrom()::timestamptz > interval '90 days'"
 HOURLY: Final = f"""
 WITH {CHOSEN_LIMITS}
 SELECT $__timeGroupAlias(h.at, $__interval), l.monitor_id || ' ' || l.pollutant AS metric,
@@ -64,7 +66,15 @@ GROUP BY 1, 2
 UNION ALL
 SELECT d.period_start, d.monitor_id || ' ' || d.pollutant, d.avg
 FROM voc_daily d JOIN limits l ON l.monitor_id = d.monitor_id AND l.pollutant = d.pollutant
-WHERE NOT ({_HOURS_APART}) AND $__timeFilter(d.period_start) AND d.valid
+WHERE NOT ({_HOURS_APART}) AND NOT ({_MONTHS_APART}) AND $__timeFilter(d.period_start)
+  AND d.valid
+UNION ALL
+SELECT m.period_start, m.monitor_id || ' ' || m.pollutant, m.valid_sum / m.hours_n
+FROM voc_monthly_hours m
+JOIN limits l ON l.monitor_id = m.monitor_id AND l.pollutant = m.pollutant
+WHERE {_MONTHS_APART} AND m.hours_n > 0
+  AND m.period_start >= date_trunc('month', $__timeFrom()::timestamptz, 'Asia/Shanghai')
+  AND m.period_start <= $__timeTo()
 UNION ALL
 SELECT t.at, l.monitor_id || ' ' || l.pollutant || ' hourly limit', l.hourly_avg_mg_m3
 FROM limits l CROSS JOIN (VALUES ($__timeFrom()::timestamptz), ($__timeTo()::timestamptz)) AS t (at)
@@ -72,9 +82,10 @@ ORDER BY 1, 2
 """
 
 #: per (limit, span of voc_cover): the range's ragged ends from voc_hourly, its whole
-#: China-local days from voc_daily_hours (migration 0009). One aggregate row per branch, so a
-#: span the other branch serves adds a row of zeros and NULLs
-_COUNTED = """
+#: China-local days from voc_daily_hours (migration 0009), its whole months from
+#: voc_monthly_hours (0010). One aggregate row per branch, so a span another branch serves
+#: adds a row of zeros and NULLs
+_HOURS_COUNTED = """
     SELECT count(*) FILTER (WHERE h.valid) AS valid_hours,
            count(*) FILTER (WHERE NOT h.valid) AS invalid_hours,
            max(h.avg) AS max_avg, max(h.max) FILTER (WHERE h.valid) AS max_single,
@@ -82,15 +93,28 @@ _COUNTED = """
            count(*) FILTER (WHERE h.max > l.single_mg_m3) AS over_single
     FROM voc_hourly h
     WHERE s.source = 'hour' AND h.monitor_id = l.monitor_id AND h.pollutant = l.pollutant
-      AND h.period_start >= s.span_start AND h.period_start < s.span_end
-    UNION ALL
+      AND h.period_start >= s.span_start AND h.period_start < s.span_end"""
+
+
+def _summary_rows(table: str, source: str) -> str:
+    """A span's rows of a summary table with sorted arrays (voc_daily_hours, migration 0009;
+    voc_monthly_hours, 0010), the branch of ``source`` spans: columns ``d.``."""
+    return (
+        f"FROM {table} d WHERE s.source = '{source}' AND d.monitor_id = l.monitor_id "
+        "AND d.pollutant = l.pollutant "
+        "AND d.period_start >= s.span_start AND d.period_start < s.span_end"
+    )
+
+
+_SUMMARY_COUNTED = """
     SELECT coalesce(sum(d.hours_n), 0), coalesce(sum(d.hours - d.hours_n), 0),
            max(d.avgs[cardinality(d.avgs)]), max(d.max_valid_max),
            coalesce(sum(cardinality(d.avgs) - width_bucket(l.hourly_avg_mg_m3, d.avgs)), 0),
            coalesce(sum(cardinality(d.maxes) - width_bucket(l.single_mg_m3, d.maxes)), 0)
-    FROM voc_daily_hours d
-    WHERE s.source = 'day' AND d.monitor_id = l.monitor_id AND d.pollutant = l.pollutant
-      AND d.period_start >= s.span_start AND d.period_start < s.span_end"""
+    """
+_COUNTED: Final = f"""{_HOURS_COUNTED}
+    UNION ALL{_SUMMARY_COUNTED}{_summary_rows("voc_daily_hours", "day")}
+    UNION ALL{_SUMMARY_COUNTED}{_summary_rows("voc_monthly_hours", "month")}"""
 
 VERSUS_LIMITS: Final = f"""
 WITH {CHOSEN_LIMITS}
@@ -102,7 +126,7 @@ SELECT l.monitor_id, l.pollutant, n.name AS unit, l.standard,
        sum(a.over_single)::bigint AS hours_over_single_limit
 FROM limits l
 JOIN units n ON n.enterprise_code = l.enterprise_code
-CROSS JOIN voc_cover($__timeFrom(), $__timeTo()) s
+CROSS JOIN voc_cover($__timeFrom(), $__timeTo(), true) s
 CROSS JOIN LATERAL ({_COUNTED}
 ) a
 GROUP BY l.monitor_id, l.pollutant, n.name, l.standard, l.hourly_avg_mg_m3, l.single_mg_m3
@@ -120,17 +144,16 @@ WITH {CHOSEN_LIMITS},
 counted AS (
     SELECT l.monitor_id, {_FLAG_SUMS}
     FROM limits l
-    CROSS JOIN voc_cover($__timeFrom(), $__timeTo()) s
+    CROSS JOIN voc_cover($__timeFrom(), $__timeTo(), true) s
     CROSS JOIN LATERAL (
         SELECT {_FLAG_HOURS}
         FROM voc_hourly h
         WHERE s.source = 'hour' AND h.monitor_id = l.monitor_id AND h.pollutant = l.pollutant
           AND h.period_start >= s.span_start AND h.period_start < s.span_end
         UNION ALL
-        SELECT {_FLAG_DAYS}
-        FROM voc_daily_hours d
-        WHERE s.source = 'day' AND d.monitor_id = l.monitor_id AND d.pollutant = l.pollutant
-          AND d.period_start >= s.span_start AND d.period_start < s.span_end
+        SELECT {_FLAG_DAYS} {_summary_rows("voc_daily_hours", "day")}
+        UNION ALL
+        SELECT {_FLAG_DAYS} {_summary_rows("voc_monthly_hours", "month")}
     ) a ({_FLAG_COLUMNS})
     GROUP BY l.monitor_id
 )
@@ -144,12 +167,18 @@ WHERE f.hours > 0
 ORDER BY c.monitor_id, hours DESC
 """
 
+#: per China-local day, or per month for ranges beyond 90 days (a year of days is 365 bars a
+#: series; its months come from voc_monthly_hours, with the ragged ends' days and hours)
 EXCEEDANCE_HOURS: Final = f"""
-WITH {CHOSEN_LIMITS}
-SELECT a.day AS "time", l.monitor_id || ' ' || l.pollutant AS metric,
+WITH {CHOSEN_LIMITS},
+per AS (SELECT {_MONTHS_APART} AS month)
+SELECT CASE WHEN p.month THEN date_trunc('month', a.day, 'Asia/Shanghai') ELSE a.day END
+           AS "time",
+       l.monitor_id || ' ' || l.pollutant AS metric,
        sum(a.exceedance_hours)::bigint AS exceedance_hours
 FROM limits l
-CROSS JOIN voc_cover($__timeFrom(), $__timeTo()) s
+CROSS JOIN per p
+CROSS JOIN voc_cover($__timeFrom(), $__timeTo(), p.month) s
 CROSS JOIN LATERAL (
     SELECT date_trunc('day', h.period_start, 'Asia/Shanghai') AS day,
            count(*) FILTER (WHERE h.avg > l.hourly_avg_mg_m3) AS exceedance_hours
@@ -159,9 +188,10 @@ CROSS JOIN LATERAL (
     GROUP BY 1
     UNION ALL
     SELECT d.period_start, cardinality(d.avgs) - width_bucket(l.hourly_avg_mg_m3, d.avgs)
-    FROM voc_daily_hours d
-    WHERE s.source = 'day' AND d.monitor_id = l.monitor_id AND d.pollutant = l.pollutant
-      AND d.period_start >= s.span_start AND d.period_start < s.span_end
+    {_summary_rows("voc_daily_hours", "day")}
+    UNION ALL
+    SELECT d.period_start, cardinality(d.avgs) - width_bucket(l.hourly_avg_mg_m3, d.avgs)
+    {_summary_rows("voc_monthly_hours", "month")}
 ) a
 GROUP BY 1, 2
 ORDER BY 1, 2
@@ -191,7 +221,10 @@ def build() -> Dashboard:
         .with_panel(
             timeseries.Panel()
             .title("Hourly averages vs limit 小时均值 (mg/m³)")
-            .description("Hourly averages for ranges up to 7 days, daily averages beyond.")
+            .description(
+                "Hourly averages for ranges up to 7 days, daily averages up to 90 days, "
+                "monthly means of the valid hours beyond."
+            )
             .datasource(TIMESCALEDB)
             .with_target(Sql(HOURLY, format_val="time_series"))
             .interval("1h")
@@ -217,7 +250,7 @@ def build() -> Dashboard:
         )
         .with_panel(
             timeseries.Panel()
-            .title("Exceedance hours per day 超标小时数")
+            .title("Exceedance hours per day 超标小时数 (per month beyond 90 days)")
             .datasource(TIMESCALEDB)
             .with_target(Sql(EXCEEDANCE_HOURS, format_val="time_series"))
             .height(8)

@@ -160,7 +160,11 @@ EXPECTED_COLUMNS: dict[tuple[str, str], list[str]] = {
         "hours_over_single_limit",
     ],
     ("ew-voc", "Data flags 数据标记 (hours)"): ["monitor_id", "flag", "hours", "meaning"],
-    ("ew-voc", "Exceedance hours per day 超标小时数"): ["time", "metric", "exceedance_hours"],
+    ("ew-voc", "Exceedance hours per day 超标小时数 (per month beyond 90 days)"): [
+        "time",
+        "metric",
+        "exceedance_hours",
+    ],
     ("ew-quality", "Completeness by county per day 区县数据完整率 (%)"): [
         "time",
         "metric",

@@ -165,3 +165,144 @@ def test_hours_above_a_limit_are_what_width_bucket_counts_in_the_sorted_averages
         ).fetchone()
     assert row is not None
     assert row[0] == sum(1 for v in values if v > limit)
+
+
+# -- migration 0010: months ---------------------------------------------------------------------
+
+MONTH_END = datetime(2026, 3, 31, 13, tzinfo=UTC)  # 2026-03-31 21:00 China Standard Time
+
+
+def test_the_voc_month_summary_follows_the_streams_writes_as_a_recount_would(migrated):
+    """Hours on both sides of a China-local month end, one of them half invalid, then a late
+    correction: the month rows the day refresh keeps equal a recount, and hold each month's
+    hours, sorted averages and valid hours' sum as voc_hourly has them."""
+    hours = [MONTH_END + timedelta(hours=h) for h in range(6)]  # 21:00 CST to 02:00 CST
+    _store(
+        migrated,
+        *[_hour(at, 2.0 + i, valid_minutes=30 if i == 1 else 60) for i, at in enumerate(hours)],
+    )
+    _store(migrated, [_minute(hours[4] + 7 * MINUTE, 80.0)])  # a late correction
+    with psycopg.connect(migrated) as conn:
+        kept = conn.execute(
+            "SELECT * FROM voc_monthly_hours ORDER BY monitor_id, pollutant, period_start"
+        ).fetchall()
+        with conn.transaction(force_rollback=True):
+            conn.execute("SELECT voc_monthly_hours_refresh('-infinity', 'infinity')")
+            recounted = conn.execute(
+                "SELECT * FROM voc_monthly_hours ORDER BY monitor_id, pollutant, period_start"
+            ).fetchall()
+        hourly = conn.execute(
+            "SELECT date_trunc('month', period_start, 'Asia/Shanghai'), count(*), "
+            "count(*) FILTER (WHERE valid), "
+            "array_agg(avg ORDER BY avg) FILTER (WHERE avg IS NOT NULL), "
+            "coalesce(sum(avg) FILTER (WHERE valid), 0) "
+            "FROM voc_hourly WHERE pollutant = %s AND period_start >= %s GROUP BY 1 ORDER BY 1",
+            (NMHC, datetime(2026, 2, 28, 16, tzinfo=UTC)),
+        ).fetchall()
+        summary = conn.execute(
+            "SELECT period_start, hours, hours_n, avgs, valid_sum FROM voc_monthly_hours "
+            "WHERE pollutant = %s AND period_start >= %s ORDER BY 1",
+            (NMHC, datetime(2026, 2, 28, 16, tzinfo=UTC)),
+        ).fetchall()
+    assert kept == recounted
+    march, april = datetime(2026, 2, 28, 16, tzinfo=UTC), datetime(2026, 3, 31, 16, tzinfo=UTC)
+    assert [row[0] for row in summary] == [march, april]
+    assert [(h, n) for _, h, n, *_ in summary][1] == (3, 3)  # April: 00:00-02:00 CST
+    for (_, h, n, avgs, valid_sum), (_, h2, n2, avgs2, sum2) in zip(summary, hourly, strict=True):
+        assert (h, n, avgs) == (h2, n2, avgs2)
+        assert valid_sum == pytest.approx(sum2)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    start=st.integers(min_value=0, max_value=200 * 24),
+    length=st.integers(min_value=0, max_value=200 * 24),
+    months=st.booleans(),
+)
+def test_voc_cover_with_months_tiles_the_range_with_whole_china_months(
+    migrated, start, length, months
+):
+    """With months, the range's whole China-local months become 'month' spans; the rest is
+    tiled as without them (whole days, then ragged hours), and no 'day' span holds a month."""
+    range_from = datetime(2026, 1, 1, 3, 15, tzinfo=UTC) + timedelta(hours=start)
+    range_to = range_from + timedelta(hours=length)
+    with psycopg.connect(migrated) as conn:
+        spans = conn.execute(
+            "SELECT source, span_start, span_end FROM voc_cover(%s, %s, %s) ORDER BY span_start",
+            (range_from, range_to, months),
+        ).fetchall()
+        plain = conn.execute(
+            "SELECT source, span_start, span_end FROM voc_cover(%s, %s) ORDER BY span_start",
+            (range_from, range_to),
+        ).fetchall()
+    assert spans[0][1] == range_from
+    assert spans[-1][2] == range_to + timedelta(microseconds=1)
+    for (_, _, end), (_, begin, _) in itertools.pairwise(spans):
+        assert end == begin
+    if not months:
+        assert spans == plain
+    for source, begin, end in spans:
+        local_begin = begin.astimezone(CHINA_STANDARD_TIME)
+        local_end = end.astimezone(CHINA_STANDARD_TIME)
+        if source == "month":
+            assert months
+            assert (local_begin.day, local_begin.hour) == (1, 0)
+            assert (local_end.day, local_end.hour, local_end.minute) == (1, 0, 0)
+        elif source == "day" and months:  # a day span never holds a whole China-local month
+            first = local_begin.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+            next_first = (first + timedelta(days=32)).replace(day=1)
+            assert not (local_begin == first and local_end >= next_first)
+    assert [s for s in spans if s[0] == "hour"] == [s for s in plain if s[0] == "hour"]
+    if months and length >= 62 * 24:  # two months long: one holds a whole month
+        assert any(source == "month" for source, _, _ in spans)
+
+
+def test_the_voc_panels_count_the_same_hours_from_months_as_from_days(migrated):
+    """The concentration-vs-limits and data-flags counts over a range holding a whole month
+    (its ragged ends in hours and days) equal those of the same range served by days and
+    hours alone (as the panels do with months off): same hours, exceedances and flags."""
+    from dashboards.voc import _COUNTED, _FLAG_COLUMNS, _FLAG_DAYS, _FLAG_HOURS, _summary_rows
+
+    flags = f"""
+        SELECT {_FLAG_HOURS} FROM voc_hourly h
+        WHERE s.source = 'hour' AND h.monitor_id = l.monitor_id AND h.pollutant = l.pollutant
+          AND h.period_start >= s.span_start AND h.period_start < s.span_end
+        UNION ALL SELECT {_FLAG_DAYS} {_summary_rows("voc_daily_hours", "day")}
+        UNION ALL SELECT {_FLAG_DAYS} {_summary_rows("voc_monthly_hours", "month")}"""
+    query = f"""
+        SELECT sum(a.valid_hours), sum(a.invalid_hours), max(a.max_avg), max(a.max_single),
+               sum(a.exceedance_hours), sum(a.over_single),
+               (SELECT array_agg(x) FROM (
+                   SELECT sum(f.hours_n), sum(f.hours_d)
+                   FROM (VALUES ('YCVOC0001', '{NMHC}')) AS l (monitor_id, pollutant)
+                   CROSS JOIN voc_cover(%(from)s, %(to)s, %(months)s) s
+                   CROSS JOIN LATERAL ({flags}) f ({_FLAG_COLUMNS})) t (n, d)
+                CROSS JOIN LATERAL unnest(ARRAY[t.n, t.d]) AS x)
+        FROM (VALUES ('YCVOC0001', '{NMHC}', 4.5::float8, 5.5::float8))
+             AS l (monitor_id, pollutant, hourly_avg_mg_m3, single_mg_m3)
+        CROSS JOIN voc_cover(%(from)s, %(to)s, %(months)s) s
+        CROSS JOIN LATERAL ({_COUNTED}) a"""
+    april = datetime(2026, 4, 10, 2, tzinfo=UTC)
+    _store(
+        migrated,
+        _hour(april, 6.0, valid_minutes=20),  # an invalid hour
+        _hour(april + timedelta(hours=1), 3.0),
+        _hour(april + timedelta(hours=2), 5.0),  # above the 4.5 limit below
+        _hour(datetime(2026, 5, 3, 1, tzinfo=UTC), 7.0),  # a ragged end's hour
+    )
+    # a range from 20 March 09:10 CST to 3 May 10:50 CST: all of April and its ragged ends
+    window = {
+        "from": datetime(2026, 3, 20, 1, 10, tzinfo=UTC),
+        "to": datetime(2026, 5, 3, 2, 50, tzinfo=UTC),
+    }
+    with psycopg.connect(migrated) as conn:
+        spans = conn.execute(
+            "SELECT source FROM voc_cover(%(from)s, %(to)s, true)", window
+        ).fetchall()
+        by_month = conn.execute(query, {**window, "months": True}).fetchone()
+        by_day = conn.execute(query, {**window, "months": False}).fetchone()
+    assert ("month",) in spans
+    assert by_month == by_day
+    assert by_month is not None
+    assert by_month[0] > 0
+    assert by_month[4] > 0
