@@ -106,15 +106,22 @@ def _summary_rows(table: str, source: str) -> str:
     )
 
 
-_SUMMARY_COUNTED = """
+def _summary_counted(max_avg: str) -> str:
+    """What ``_HOURS_COUNTED`` counts, from a summary table's rows (``max_avg``: the highest
+    hourly average of a row, which voc_monthly_hours keeps beside its array)."""
+    return f"""
     SELECT coalesce(sum(d.hours_n), 0), coalesce(sum(d.hours - d.hours_n), 0),
-           max(d.avgs[cardinality(d.avgs)]), max(d.max_valid_max),
+           max({max_avg}), max(d.max_valid_max),
            coalesce(sum(cardinality(d.avgs) - width_bucket(l.hourly_avg_mg_m3, d.avgs)), 0),
            coalesce(sum(cardinality(d.maxes) - width_bucket(l.single_mg_m3, d.maxes)), 0)
     """
+
+
 _COUNTED: Final = f"""{_HOURS_COUNTED}
-    UNION ALL{_SUMMARY_COUNTED}{_summary_rows("voc_daily_hours", "day")}
-    UNION ALL{_SUMMARY_COUNTED}{_summary_rows("voc_monthly_hours", "month")}"""
+    UNION ALL{_summary_counted("d.avgs[cardinality(d.avgs)]")}{
+    _summary_rows("voc_daily_hours", "day")
+}
+    UNION ALL{_summary_counted("d.max_avg")}{_summary_rows("voc_monthly_hours", "month")}"""
 
 VERSUS_LIMITS: Final = f"""
 WITH {CHOSEN_LIMITS}

@@ -22,10 +22,16 @@ CREATE TABLE voc_monthly_hours (
     hours_b       integer          NOT NULL,
     avgs          double precision[] NOT NULL,  -- the month's hourly averages, ascending
     maxes         double precision[] NOT NULL,  -- the month's hourly maxima, ascending
+    max_avg       double precision,             -- avgs' last: read without the array
     max_valid_max double precision,
     valid_sum     double precision NOT NULL,    -- the valid hours' averages summed
     PRIMARY KEY (monitor_id, pollutant, period_start)
 );
+-- A month's arrays (up to 744 doubles, about 6 kB each) are stored out of line uncompressed:
+-- compressed, every read decompressed them, and a year's concentrations-vs-limits panel took
+-- 110 ms, against 53 ms so (and 45 ms reading max_avg instead of the array's last element).
+ALTER TABLE voc_monthly_hours ALTER COLUMN avgs SET STORAGE EXTERNAL,
+                              ALTER COLUMN maxes SET STORAGE EXTERNAL;
 CREATE INDEX voc_monthly_hours_period_idx ON voc_monthly_hours (period_start);
 
 -- The China-local month after the one starting at ``month_start``.
@@ -61,7 +67,8 @@ BEGIN
         SELECT monitor_id, pollutant, month, sum(hours) AS hours, sum(hours_n) AS hours_n,
                sum(hours_f) AS hours_f, sum(hours_m) AS hours_m, sum(hours_s) AS hours_s,
                sum(hours_d) AS hours_d, sum(hours_c) AS hours_c, sum(hours_t) AS hours_t,
-               sum(hours_b) AS hours_b, max(max_valid_max) AS max_valid_max
+               sum(hours_b) AS hours_b, max(avgs[cardinality(avgs)]) AS max_avg,
+               max(max_valid_max) AS max_valid_max
         FROM days GROUP BY monitor_id, pollutant, month
     ), valid AS (  -- summed in value order: the same sum whatever order the days are read in
         SELECT monitor_id, pollutant, month, sum(v ORDER BY v) AS valid_sum
@@ -76,10 +83,12 @@ BEGIN
         FROM days CROSS JOIN LATERAL unnest(days.maxes) AS x
         GROUP BY monitor_id, pollutant, month
     )
-    INSERT INTO voc_monthly_hours
+    INSERT INTO voc_monthly_hours (
+        monitor_id, period_start, pollutant, hours, hours_n, hours_f, hours_m, hours_s,
+        hours_d, hours_c, hours_t, hours_b, avgs, maxes, max_avg, max_valid_max, valid_sum)
     SELECT c.monitor_id, c.month, c.pollutant, c.hours, c.hours_n, c.hours_f, c.hours_m,
            c.hours_s, c.hours_d, c.hours_c, c.hours_t, c.hours_b,
-           coalesce(a.avgs, '{}'), coalesce(x.maxes, '{}'), c.max_valid_max,
+           coalesce(a.avgs, '{}'), coalesce(x.maxes, '{}'), c.max_avg, c.max_valid_max,
            coalesce(v.valid_sum, 0)
     FROM counted c
     LEFT JOIN valid v USING (monitor_id, pollutant, month)
