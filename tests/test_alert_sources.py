@@ -213,6 +213,24 @@ async def put_rollup(
     await conn.commit()
 
 
+async def put_uploads(conn, day: datetime, *, electricity: int, gas: int) -> None:
+    """The cement works' two meters' uploads on ``day``, 15 minutes each."""
+    for meter, energy_type, readings in (
+        (EL, "electricity", electricity),
+        (NG, "natural_gas", gas),
+    ):
+        await put_rollup(
+            conn,
+            "meter",
+            meter,
+            WindowSize.DAY,
+            day,
+            energy_type=energy_type,
+            readings=readings,
+            covered_seconds=readings * 900,
+        )
+
+
 async def put_months(conn, kind: str, subject: str, year: int, totals: list[float]) -> None:
     for month, total in enumerate(totals, start=1):
         await put_rollup(
@@ -552,17 +570,7 @@ def test_a_meter_with_86_of_96_uploads_on_a_day_is_incomplete_and_judged_the_nex
 
     async def scenario():
         async with await connect(database_settings) as conn:
-            for meter, readings in ((EL, 86), (NG, 96)):
-                await put_rollup(
-                    conn,
-                    "meter",
-                    meter,
-                    WindowSize.DAY,
-                    day,
-                    energy_type="electricity" if meter == EL else "natural_gas",
-                    readings=readings,
-                    covered_seconds=readings * 900,
-                )
+            await put_uploads(conn, day, electricity=86, gas=96)
             # the first change after midnight judges the day before, once it has settled
             dirty = [Dirty(CEMENT, "readings", cst(2025, 3, 3, 0, 10))]
             return await RuleInputs(context()).on_dirty(conn, dirty, cst(2025, 3, 3, 1))

@@ -7,6 +7,7 @@ import asyncio
 import itertools
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import psycopg
 import pytest
@@ -74,6 +75,17 @@ def _store(url: str, *batches: list[VocSample]) -> None:
     asyncio.run(run())
 
 
+def _kept_and_recounted(conn: psycopg.Connection, table: str) -> tuple[list[Any], list[Any]]:
+    """A summary table's rows as the stream's writes left them, and as its refresh function
+    recounts them from scratch (rolled back)."""
+    select = f"SELECT * FROM {table} ORDER BY monitor_id, pollutant, period_start"
+    kept = conn.execute(select.encode()).fetchall()
+    with conn.transaction(force_rollback=True):
+        conn.execute(f"SELECT {table}_refresh('-infinity', 'infinity')".encode())
+        recounted = conn.execute(select.encode()).fetchall()
+    return kept, recounted
+
+
 def test_the_voc_day_summary_follows_the_streams_writes_as_a_recount_would(migrated):
     """Hours on both sides of a China-local midnight, one of them invalid, then a late
     correction of a minute and a minute sent again without NMHC: after each write the trigger's
@@ -88,14 +100,7 @@ def test_the_voc_day_summary_follows_the_streams_writes_as_a_recount_would(migra
     _store(migrated, [_minute(MIDNIGHT + 5 * MINUTE, 50.0)])  # a late correction: a new max
     _store(migrated, [_minute(MIDNIGHT + timedelta(hours=1), None)])
     with psycopg.connect(migrated) as conn:
-        kept = conn.execute(
-            "SELECT * FROM voc_daily_hours ORDER BY monitor_id, pollutant, period_start"
-        ).fetchall()
-        with conn.transaction(force_rollback=True):
-            conn.execute("SELECT voc_daily_hours_refresh('-infinity', 'infinity')")
-            recounted = conn.execute(
-                "SELECT * FROM voc_daily_hours ORDER BY monitor_id, pollutant, period_start"
-            ).fetchall()
+        kept, recounted = _kept_and_recounted(conn, "voc_daily_hours")
         hourly = conn.execute(
             "SELECT date_trunc('day', period_start, 'Asia/Shanghai'), count(*), "
             "count(*) FILTER (WHERE valid), max(avg), "
@@ -183,14 +188,7 @@ def test_the_voc_month_summary_follows_the_streams_writes_as_a_recount_would(mig
     )
     _store(migrated, [_minute(hours[4] + 7 * MINUTE, 80.0)])  # a late correction
     with psycopg.connect(migrated) as conn:
-        kept = conn.execute(
-            "SELECT * FROM voc_monthly_hours ORDER BY monitor_id, pollutant, period_start"
-        ).fetchall()
-        with conn.transaction(force_rollback=True):
-            conn.execute("SELECT voc_monthly_hours_refresh('-infinity', 'infinity')")
-            recounted = conn.execute(
-                "SELECT * FROM voc_monthly_hours ORDER BY monitor_id, pollutant, period_start"
-            ).fetchall()
+        kept, recounted = _kept_and_recounted(conn, "voc_monthly_hours")
         hourly = conn.execute(
             "SELECT date_trunc('month', period_start, 'Asia/Shanghai'), count(*), "
             "count(*) FILTER (WHERE valid), "

@@ -23,7 +23,7 @@ from tests.test_alert_sources import (
     context,
     cst,
     put_reading,
-    put_rollup,
+    put_uploads,
     run,
     services,
 )
@@ -100,17 +100,7 @@ def test_a_day_settled_after_the_units_last_change_is_judged_on_the_next_tick_ev
 
     async def scenario():
         async with await connect(database_settings) as conn:
-            for meter, readings in ((EL, 86), (NG, 96)):
-                await put_rollup(
-                    conn,
-                    "meter",
-                    meter,
-                    WindowSize.DAY,
-                    day,
-                    energy_type="electricity" if meter == EL else "natural_gas",
-                    readings=readings,
-                    covered_seconds=readings * 900,
-                )
+            await put_uploads(conn, day, electricity=86, gas=96)
             await put_reading(conn, EL, cst(2025, 3, 3, 0, 0))
             await set_watermark(conn, cst(2025, 3, 2, 23, 50))
             lagging = context(readings_topic="readings", stream_consumer="w")
