@@ -29,13 +29,9 @@ _STAGING = (
     "FROM meter_readings WITH NO DATA"
 )
 _COPY = "COPY ledger_staging FROM STDIN"
-#: returns the keys that were already stored (rare), not the inserted ones (the whole batch):
-#: reading every new key back cost the worker more than the insert itself
 _INSERT = (
-    f"WITH inserted AS (INSERT INTO meter_readings ({COLUMNS}) TABLE ledger_staging "  # noqa: S608
-    "ON CONFLICT (meter_id, period_start) DO NOTHING RETURNING meter_id, period_start) "
-    "SELECT s.meter_id, s.period_start FROM ledger_staging s "
-    "LEFT JOIN inserted i USING (meter_id, period_start) WHERE i.meter_id IS NULL"
+    f"INSERT INTO meter_readings ({COLUMNS}) TABLE ledger_staging "
+    "ON CONFLICT (meter_id, period_start) DO NOTHING RETURNING meter_id, period_start"
 )
 _LOAD = (
     "SELECT m.meter_id, m.period_start, m.enterprise_code, m.energy_type, m.interval_seconds, "
@@ -85,9 +81,9 @@ async def insert_new(cur: psycopg.AsyncCursor[TupleRow], rows: Sequence[LedgerRo
         for row in rows:
             await copy.write_row(copy_values(row))
     await cur.execute(_INSERT)
-    stored_before = {(str(m), p) for m, p in await cur.fetchall()}
+    inserted = {(str(m), p) for m, p in await cur.fetchall()}
     await cur.execute("TRUNCATE ledger_staging")
-    return {row.key for row in rows} - stored_before
+    return inserted
 
 
 def _row(values: Sequence[object]) -> LedgerRow:
