@@ -119,6 +119,15 @@ def test_the_voc_day_summary_follows_the_streams_writes_as_a_recount_would(migra
     assert summary == [tuple(row) for row in hourly]
 
 
+def _assert_tiles(spans: list[Any], range_from: datetime, range_to: datetime) -> None:
+    """Spans follow one another from ``range_from`` to just after ``range_to`` (included, as
+    Grafana's $__timeFilter)."""
+    assert spans[0][1] == range_from
+    assert spans[-1][2] == range_to + timedelta(microseconds=1)
+    for (_, _, end), (_, begin, _) in itertools.pairwise(spans):
+        assert end == begin
+
+
 @settings(max_examples=60, deadline=None)
 @given(
     start=st.integers(min_value=0, max_value=40 * 24 * 4),
@@ -135,10 +144,7 @@ def test_voc_cover_tiles_the_range_and_its_days_are_whole_china_days(migrated, s
             "SELECT source, span_start, span_end FROM voc_cover(%s, %s) ORDER BY span_start",
             (range_from, range_to),
         ).fetchall()
-    assert spans[0][1] == range_from
-    assert spans[-1][2] == range_to + timedelta(microseconds=1)
-    for (_, _, end), (_, begin, _) in itertools.pairwise(spans):
-        assert end == begin
+    _assert_tiles(spans, range_from, range_to)
     for source, begin, end in spans:
         if source == "day":
             local = begin.astimezone(CHINA_STANDARD_TIME)
@@ -233,10 +239,7 @@ def test_voc_cover_with_months_tiles_the_range_with_whole_china_months(
             "SELECT source, span_start, span_end FROM voc_cover(%s, %s) ORDER BY span_start",
             (range_from, range_to),
         ).fetchall()
-    assert spans[0][1] == range_from
-    assert spans[-1][2] == range_to + timedelta(microseconds=1)
-    for (_, _, end), (_, begin, _) in itertools.pairwise(spans):
-        assert end == begin
+    _assert_tiles(spans, range_from, range_to)
     if not months:
         assert spans == plain
     for source, begin, end in spans:

@@ -20,6 +20,7 @@ the lifecycle sees a subject's verdicts in order.
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
+from itertools import chain
 from typing import Any, Final
 
 import psycopg
@@ -32,12 +33,12 @@ from alerts.sources.barometer import judge_barometer
 from alerts.sources.budgets import judge_budgets
 from alerts.sources.context import Lookup, RuleContext
 from alerts.sources.heavy import hours_after_changes, judge_heavy_pollution, settled_hours
-from alerts.sources.periods import Unsettled, due, earliest, judged
+from alerts.sources.periods import Unsettled, due, judged
 from alerts.sources.products import judge_products
 from alerts.sources.quality import judge_completeness, judge_monthly_deviation
 from alerts.sources.voc import judge_voc
 from contracts.alert_commands import DeclareEmergency
-from storage.alert_dirty import Dirty
+from storage.alert_dirty import Dirty, earliest_by_unit
 from storage.alert_inputs import (
     LastHeard,
     meters_first_heard,
@@ -56,12 +57,16 @@ PRODUCTION: Final = "production"
 
 def _earliest(dirty: Iterable[Dirty], sources: set[str]) -> dict[str, datetime]:
     """Per unit, the earliest change among ``sources``."""
-    since: dict[str, datetime] = {}
-    for mark in dirty:
-        if mark.source in sources:
-            at = mark.since.astimezone(UTC)
-            since[mark.enterprise_code] = min(at, since.get(mark.enterprise_code, at))
-    return since
+    return earliest_by_unit(
+        (mark.enterprise_code, mark.since.astimezone(UTC))
+        for mark in dirty
+        if mark.source in sources
+    )
+
+
+def earliest(*sinces: Mapping[str, datetime]) -> dict[str, datetime]:
+    """Per unit, the earliest of its times in ``sinces``."""
+    return earliest_by_unit(chain.from_iterable(since.items() for since in sinces))
 
 
 def _in_order(conditions: list[Condition]) -> list[Condition]:

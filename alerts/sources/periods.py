@@ -113,12 +113,3 @@ def judged(
         if window_end(window_start(latest, WindowSize.MONTH), WindowSize.MONTH) > settled:
             after[code] = Unsettled(judged_to=settled, newest=latest)
     return after
-
-
-def earliest(*sinces: Mapping[str, datetime]) -> dict[str, datetime]:
-    """Per unit, the earliest of its times in ``sinces``."""
-    merged: dict[str, datetime] = {}
-    for since in sinces:
-        for code, at in since.items():
-            merged[code] = min(at, merged.get(code, at))
-    return merged
