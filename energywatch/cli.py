@@ -87,6 +87,7 @@ def worker(
     dead-letter bad ones, mark the units they change for the alert evaluator."""
     import faust
 
+    from energywatch.garbage_collection import tune_for_batches
     from energywatch.metrics_endpoint import serve_metrics
     from stream.app import STREAMS, app_id, create_app
 
@@ -101,6 +102,7 @@ def worker(
     faust_app = create_app(settings, registry=registry, streams=chosen)
     port = serve_metrics(settings, name, settings.worker_metrics_port, registry, "worker")
     console.print(f"worker metrics on http://{settings.metrics_host}:{port}/metrics")
+    tune_for_batches()
     faust.Worker(faust_app, loglevel=loglevel).execute_from_commandline()
 
 
